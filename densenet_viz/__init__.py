@@ -1,0 +1,20 @@
+"""densenet-viz: build real DenseNets and ResNets from one config, and measure and draw them."""
+
+from .build import build_model
+from .config import PRESET_TITLES, PRESETS, DenseNetConfig, ModelConfig, ResNetConfig, config_from_dict
+from .devices import available_devices, check_device
+from .resnet import count_params, match_baseline
+
+__all__ = [
+    "PRESETS",
+    "PRESET_TITLES",
+    "DenseNetConfig",
+    "ModelConfig",
+    "ResNetConfig",
+    "available_devices",
+    "build_model",
+    "check_device",
+    "config_from_dict",
+    "count_params",
+    "match_baseline",
+]
