@@ -35,7 +35,8 @@ def sidebar() -> AppState:
         "Preset", [n for n, c in PRESETS.items() if isinstance(c, DenseNetConfig)], key="preset"
     )
     config = PRESETS[name]
-    state = AppState(config=config, baseline=match_baseline(config)[1], input_size=224 if config.stem == "imagenet" else 32)
+    size = 224 if config.stem == "imagenet" else 32
+    state = AppState(config=config, baseline=match_baseline(config)[1], input_size=size)
     st.session_state[STATE_KEY] = state
     return state
 
