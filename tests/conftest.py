@@ -1,0 +1,214 @@
+"""Shared fixtures: the real Streamlit server, a headless Chromium, and the robustness report.
+
+The server and browser fixtures are session-scoped so the browser and load suites pay for one
+`streamlit run` and one Chromium. Numbers the robustness tests measure (configs fuzzed, uploads
+tried, sessions held, peak RSS) go to test-artifacts/robustness.json through `record`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+REPORT = ARTIFACTS / "robustness.json"
+
+# The flags DEVELOPERS.md lists for Debian's Chromium in a container; Playwright adds --headless itself.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SERVER_START_TIMEOUT_S = 90
+
+
+def chromium_path() -> str | None:
+    """Debian's Chromium: /usr/bin/chromium, else whatever `chromium` is on PATH."""
+    if os.access("/usr/bin/chromium", os.X_OK):
+        return "/usr/bin/chromium"
+    return shutil.which("chromium")
+
+
+def record(key: str, value: object) -> None:
+    """Merge one measured number into test-artifacts/robustness.json (what the README reports)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    data = {}
+    if REPORT.exists():
+        try:
+            data = json.loads(REPORT.read_text())
+        except ValueError:
+            data = {}
+    data[key] = value
+    REPORT.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_bytes(pid: int) -> tuple[int, int]:
+    """(current RSS, peak RSS) of a process in bytes, from /proc/<pid>/status."""
+    values = {}
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0]) * 1024
+    return values["VmRSS"], values["VmHWM"]
+
+
+@dataclass
+class Server:
+    """A running `streamlit run app.py`: its base URL, process and log file."""
+
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        """True while the server process runs and answers its health check."""
+        if self.process.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=5) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def _start_server(log_name: str) -> Server:
+    port = free_port()
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = ARTIFACTS / log_name
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", "app.py",
+        "--server.address", "127.0.0.1",
+        "--server.port", str(port),
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    with open(log, "wb") as out:
+        # Its own process group, so the teardown ends streamlit and anything it started, and nothing else.
+        process = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    server = Server(f"http://127.0.0.1:{port}", process, log)
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {process.returncode} at start-up:\n{server.log_text()}")
+        if server.alive():
+            return server
+        time.sleep(0.25)
+    _stop_server(server)
+    raise RuntimeError(f"streamlit did not answer /_stcore/health in {SERVER_START_TIMEOUT_S} s:\n{server.log_text()}")
+
+
+def _stop_server(server: Server) -> None:
+    if server.process.poll() is not None:
+        return
+    try:
+        os.killpg(server.process.pid, signal.SIGTERM)
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait(timeout=15)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture(scope="session")
+def app_server() -> Iterator[Server]:
+    """`python -m streamlit run app.py` on 127.0.0.1 and a free port, up until the session ends."""
+    server = _start_server("streamlit-server.log")
+    try:
+        yield server
+    finally:
+        _stop_server(server)
+
+
+@pytest.fixture(scope="session")
+def app_url(app_server: Server) -> str:
+    """The served app's base URL, e.g. http://127.0.0.1:43123."""
+    return app_server.url
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """test-artifacts/ (gitignored): screenshots, the server log and robustness.json."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+def _playwright_or_skip():
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no Chromium: /usr/bin/chromium is missing and `chromium` is not on PATH (.ci/run installs it)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:  # pragma: no cover - requirements-dev.txt pins playwright
+        pytest.skip(f"playwright for Python is not installed: {exc}")
+    return executable, sync_playwright
+
+
+@pytest.fixture(scope="session")
+def browser_context():
+    """A headless Chromium (Debian's, through Playwright) with a fresh temporary profile."""
+    executable, sync_playwright = _playwright_or_skip()
+    profile = tempfile.mkdtemp(prefix="densenet-viz-chromium-")
+    manager = sync_playwright().start()
+    try:
+        try:
+            context = manager.chromium.launch_persistent_context(
+                profile,
+                executable_path=executable,
+                headless=True,
+                args=CHROMIUM_ARGS,
+                viewport={"width": 1400, "height": 1000},
+            )
+        except Exception as exc:  # Playwright raises its own Error type for every launch failure
+            pytest.skip(f"Playwright could not launch {executable}: {exc}")
+        context.set_default_timeout(60_000)
+        try:
+            yield context
+        finally:
+            context.close()
+    finally:
+        manager.stop()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def page(browser_context):
+    """A fresh tab (a fresh Streamlit session) per test, closed afterwards."""
+    tab = browser_context.new_page()
+    try:
+        yield tab
+    finally:
+        tab.close()
