@@ -1,0 +1,204 @@
+"""Plotly figures for the feature-map and training pages; they draw records, they never run a model."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .features import ChannelGroup
+from .training import EpochResult, ReuseMap
+
+# Okabe & Ito's colour-blind-safe palette; x0 (the block input) is always the neutral grey.
+OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
+X0_COLOR = "#7F7F7F"
+MODEL_COLORS = (OKABE_ITO[0], OKABE_ITO[4], OKABE_ITO[5], OKABE_ITO[2])  # DenseNet orange, ResNet blue
+MAP_COLORSCALE = "Cividis"  # perceptually uniform and colour-blind safe
+FONT = {"family": "sans-serif", "size": 12}
+
+
+def source_colors(groups: list[ChannelGroup]) -> dict[str, str]:
+    """A colour per source group: grey for x0, then the palette in layer order (cycling when L > 7)."""
+    colors: dict[str, str] = {}
+    for g in groups:
+        colors[g.label] = X0_COLOR if g.layer <= 0 else OKABE_ITO[(g.layer - 1) % len(OKABE_ITO)]
+    return colors
+
+
+def feature_grid_figure(
+    maps: np.ndarray, channels: list[int], sources: list[str], colors: dict[str, str], title: str, cols: int = 8
+) -> go.Figure:
+    """One heatmap per channel (maps: (n, H, W)), each on its own colour range, titled in its source's colour."""
+    n = len(channels)
+    cols = max(1, min(cols, n))
+    rows = max(1, math.ceil(n / cols))
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=[f"ch {c}" for c in channels],
+        horizontal_spacing=0.01,
+        vertical_spacing=0.06 / max(1, rows / 4),
+    )
+    for i, (c, fmap) in enumerate(zip(channels, maps, strict=True)):
+        r, col = divmod(i, cols)
+        fig.add_trace(
+            go.Heatmap(
+                z=fmap,
+                colorscale=MAP_COLORSCALE,
+                showscale=False,
+                name=f"channel {c}",
+                hovertemplate=f"channel {c} ({sources[i]})<br>x %{{x}}, y %{{y}}<br>"
+                "activation %{z:.3g}<extra></extra>",
+            ),
+            row=r + 1,
+            col=col + 1,
+        )
+    for i, annotation in enumerate(fig.layout.annotations[:n]):
+        annotation.font = {"size": 10, "color": colors.get(sources[i], "#000000")}
+    # Legend entries for the source colours (markers without data draw nothing on the axes).
+    for label in dict.fromkeys(sources):
+        fig.add_trace(
+            go.Scatter(x=[None], y=[None], mode="markers", marker={"color": colors.get(label), "size": 10},
+                       name=label, showlegend=True)
+        )
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed")
+    fig.update_layout(
+        title=title,
+        height=90 + rows * max(90, 900 // max(cols, 1) - 10),
+        margin={"l": 10, "r": 10, "t": 80, "b": 10},
+        font=FONT,
+        legend={"title": {"text": "produced by"}, "orientation": "h", "y": -0.02, "yanchor": "top"},
+        plot_bgcolor="white",
+    )
+    return fig
+
+
+def channel_groups_figure(groups: list[ChannelGroup], colors: dict[str, str], title: str) -> go.Figure:
+    """The concatenation as one stacked bar: a segment per source, as wide as its channel count."""
+    fig = go.Figure()
+    for g in groups:
+        fig.add_trace(
+            go.Bar(
+                x=[g.size],
+                y=["output channels"],
+                orientation="h",
+                name=g.label,
+                marker={"color": colors[g.label], "line": {"color": "white", "width": 1}},
+                text=[g.label if g.size >= 8 else ""],
+                textposition="inside",
+                hovertemplate=f"{g.label}: channels {g.start}–{g.stop - 1} ({g.size})<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        barmode="stack",
+        title=title,
+        xaxis_title="channel index (concatenation order)",
+        yaxis={"showticklabels": False},
+        height=190,
+        margin={"l": 10, "r": 10, "t": 50, "b": 40},
+        font=FONT,
+        showlegend=False,
+    )
+    return fig
+
+
+def source_means_figure(summary: pd.DataFrame, colors: dict[str, str], title: str) -> go.Figure:
+    """Mean activation of each source's channels (bars in the source colours)."""
+    fig = go.Figure(
+        go.Bar(
+            x=summary["source"],
+            y=summary["mean activation"],
+            marker={"color": [colors.get(s, X0_COLOR) for s in summary["source"]]},
+            customdata=np.stack([summary["channels"], summary["mean |activation|"]], axis=1),
+            hovertemplate="%{x}<br>mean %{y:.3g}<br>mean |a| %{customdata[1]:.3g}<br>%{customdata[0]} channels"
+            "<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=title,
+        xaxis_title="source of the channels",
+        yaxis_title="mean activation (arbitrary units)",
+        height=340,
+        margin={"l": 10, "r": 10, "t": 50, "b": 40},
+        font=FONT,
+    )
+    return fig
+
+
+def training_curves_figure(history: list[EpochResult]) -> go.Figure:
+    """Training loss and train/test accuracy per epoch for each model."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["Training loss", "Accuracy"])
+    names = list(dict.fromkeys(r.model for r in history))
+    for i, name in enumerate(names):
+        rows = [r for r in history if r.model == name]
+        color = MODEL_COLORS[i % len(MODEL_COLORS)]
+        epochs = [r.epoch for r in rows]
+        fig.add_trace(go.Scatter(x=epochs, y=[r.loss for r in rows], name=f"{name} loss", mode="lines+markers",
+                                 line={"color": color}), row=1, col=1)
+        fig.add_trace(go.Scatter(x=epochs, y=[100 * r.test_acc for r in rows], name=f"{name} test",
+                                 mode="lines+markers", line={"color": color}), row=1, col=2)
+        fig.add_trace(go.Scatter(x=epochs, y=[100 * r.train_acc for r in rows], name=f"{name} train",
+                                 mode="lines+markers", line={"color": color, "dash": "dot"}), row=1, col=2)
+    fig.update_xaxes(title_text="epoch", dtick=1)
+    fig.update_yaxes(title_text="cross-entropy (nats)", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy (%)", row=1, col=2)
+    fig.update_layout(title="Training on scikit-learn digits", height=380, font=FONT,
+                      margin={"l": 10, "r": 10, "t": 70, "b": 40})
+    return fig
+
+
+def accuracy_vs_params_figure(table: pd.DataFrame) -> go.Figure:
+    """Test accuracy against parameter count, one labelled point per model (table: model, parameters, test %)."""
+    colors = [MODEL_COLORS[i % len(MODEL_COLORS)] for i in range(len(table))]
+    fig = go.Figure(
+        go.Scatter(
+            x=table["parameters"],
+            y=table["test accuracy (%)"],
+            mode="markers+text",
+            text=table["model"],
+            textposition="top center",
+            marker={"size": 14, "color": colors},
+            hovertemplate="%{text}<br>%{x:,} parameters<br>test accuracy %{y:.1f} %<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="Held-out accuracy against parameters",
+        xaxis={"title": "parameters (count)", "rangemode": "tozero"},
+        yaxis={"title": "test accuracy (%)", "range": [0, 105]},
+        height=360,
+        font=FONT,
+        margin={"l": 10, "r": 10, "t": 50, "b": 40},
+    )
+    return fig
+
+
+def reuse_heatmap_figure(reuse: ReuseMap) -> go.Figure:
+    """Huang et al.'s Figure 5 for one block: target layers (rows) against the sources they read (columns)."""
+    text = np.where(np.isnan(reuse.values), "", np.vectorize(lambda v: f"{v:.2f}")(np.nan_to_num(reuse.values)))
+    fig = go.Figure(
+        go.Heatmap(
+            z=reuse.values,
+            x=reuse.sources,
+            y=reuse.targets,
+            zmin=0,
+            zmax=1,
+            colorscale="Viridis",
+            text=text,
+            texttemplate="%{text}" if reuse.values.size <= 400 else None,
+            colorbar={"title": {"text": "relative<br>mean |w|"}},
+            hovertemplate="%{y} reads %{x}<br>relative mean |w| %{z:.2f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"Feature reuse in dense block {reuse.block} (mean |weight| per source, each row scaled to max 1)",
+        xaxis_title="source s (whose channels are read)",
+        yaxis={"title": "target layer l (the reader)", "autorange": "reversed"},
+        height=max(320, 60 + 32 * len(reuse.targets)),
+        font=FONT,
+        margin={"l": 10, "r": 10, "t": 60, "b": 40},
+    )
+    return fig

@@ -1,0 +1,274 @@
+"""Feature maps: the units one can inspect, capturing their outputs with hooks that are always removed,
+and per-channel statistics grouped by the layer that produced each channel of a concatenation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .build import build_model
+from .config import DenseNetConfig, ResNetConfig
+from .plan import LayerSpec, layer_plan
+
+
+@dataclass(frozen=True)
+class ChannelGroup:
+    """A run of channels produced by one source: the block input x0 (layer 0) or dense layer `layer`."""
+
+    label: str
+    layer: int  # 0 = the block input x0, l = dense layer l; -1 outside dense blocks
+    start: int
+    stop: int  # exclusive
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass
+class FeatureCapture:
+    """Outputs captured from named modules (float32, CPU) and the logits when the forward ran to the end."""
+
+    maps: dict[str, Tensor]
+    logits: Tensor | None
+
+
+# On a small shared CPU one OpenMP thread beats two by far: DenseNet-264 to norm5 at 224x224, batch 1,
+# took 0.3-0.6 s on one thread and 7-9 s on two while other processes kept both cores busy (OpenMP's
+# threads wait for each other when one is descheduled). torch's thread count is per thread with OpenMP.
+DEFAULT_THREADS = 1
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the body with n intra-op threads in this thread, then restore the count (None: leave it)."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def inference_model(config: DenseNetConfig | ResNetConfig, device: str = "cpu", seed: int = 0) -> nn.Module:
+    """A randomly initialised model in eval mode with frozen parameters, reproducible for a seed.
+
+    Safe to share (st.cache_resource): nothing here or in capture_features changes it afterwards.
+    """
+    with torch.random.fork_rng(devices=[]):  # leave the caller's random stream untouched
+        torch.manual_seed(seed)
+        model = build_model(config, device="cpu")
+    model = model.to(device).eval()
+    model.requires_grad_(False)
+    return model
+
+
+def selectable_layers(config: DenseNetConfig | ResNetConfig, input_size: int) -> list[LayerSpec]:
+    """The layer plan without the classifier, plus each dense block's output (kind 'dense_block')."""
+    plan = [s for s in layer_plan(config, input_size) if s.kind != "classifier"]
+    if not isinstance(config, DenseNetConfig):
+        return plan
+    out: list[LayerSpec] = []
+    block_in = dict(enumerate(config.block_in_channels(), start=1))
+    block_out = dict(enumerate(config.block_out_channels(), start=1))
+    for i, spec in enumerate(plan):
+        out.append(spec)
+        nxt = plan[i + 1] if i + 1 < len(plan) else None
+        if spec.kind == "dense_layer" and (nxt is None or nxt.kind != "dense_layer" or nxt.block != spec.block):
+            b = spec.block
+            assert b is not None
+            # The block's output is the concatenation [x0, f1, ..., fL] at the block's resolution.
+            out.append(
+                LayerSpec(f"features.denseblock{b}", "dense_block", b, None, block_in[b], block_out[b],
+                          spec.height, spec.width)
+            )
+    return out
+
+
+def layer_label(spec: LayerSpec) -> str:
+    """A menu label: what the unit is, how many channels it gives, at what size."""
+    size = f"{spec.height}×{spec.width}"
+    if spec.kind == "stem":
+        return f"Stem — {spec.out_channels} ch, {size}"
+    if spec.kind == "dense_layer":
+        return f"Block {spec.block} · layer {spec.layer} — {spec.out_channels} new ch, {size}"
+    if spec.kind == "dense_block":
+        return f"Block {spec.block} output (concatenation) — {spec.out_channels} ch, {size}"
+    if spec.kind == "transition":
+        return f"Transition {spec.block} — {spec.out_channels} ch, {size}"
+    if spec.kind == "residual_block":
+        return f"Stage {spec.block} · block {spec.layer} — {spec.out_channels} ch, {size}"
+    if spec.kind == "norm":
+        return f"Final BN ({spec.path.split('.')[-1]}) — {spec.out_channels} ch, {size}"
+    return f"{spec.path} — {spec.out_channels} ch, {size}"
+
+
+def capture_path(config: DenseNetConfig | ResNetConfig, spec: LayerSpec) -> str:
+    """The module whose output has the shape the plan gives for spec (the stem ends after its pooling)."""
+    if spec.kind == "stem":
+        if isinstance(config, DenseNetConfig):
+            return "features.pool0" if config.stem == "imagenet" else "features.conv0"
+        return "maxpool"  # ResNet: after conv1-bn1-relu (and the max-pool of the ImageNet stem)
+    return spec.path
+
+
+def channel_groups(spec: LayerSpec, growth_rate: int | None = None) -> list[ChannelGroup]:
+    """Who produced each channel of spec's output: for a dense block x0 then k channels per layer."""
+    if spec.kind == "dense_block":
+        if growth_rate is None:
+            raise ValueError("growth_rate is needed to split a dense block's output by source layer")
+        n_layers = (spec.out_channels - spec.in_channels) // growth_rate
+        groups = [ChannelGroup("x0 (block input)", 0, 0, spec.in_channels)]
+        for layer in range(1, n_layers + 1):
+            start = spec.in_channels + (layer - 1) * growth_rate
+            groups.append(ChannelGroup(f"layer {layer}", layer, start, start + growth_rate))
+        return groups
+    if spec.kind == "dense_layer":
+        return [ChannelGroup(f"layer {spec.layer}", spec.layer or 0, 0, spec.out_channels)]
+    return [ChannelGroup(spec.kind.replace("_", " "), -1, 0, spec.out_channels)]
+
+
+class _Captured(Exception):
+    """Raised by the last hook to stop the forward once every requested output is in hand."""
+
+
+def capture_features(model: nn.Module, x: Tensor, paths: list[str], run_to_end: bool = False) -> FeatureCapture:
+    """Outputs of the modules at `paths` for input x, under no_grad; the hooks are removed in `finally`.
+
+    The model must already be in eval mode (a shared model is never flipped here). Hooks act only in the
+    calling thread, so another session running the same cached model at the same moment is unaffected.
+    Without run_to_end the forward stops after the last requested module (no logits). On the meta
+    device the maps are shapes only.
+    """
+    if model.training:
+        raise ValueError("capture_features needs a model in eval mode; call .eval() on a model you own")
+    modules = dict(model.named_modules())
+    unknown = [p for p in paths if p not in modules]
+    if unknown:
+        raise ValueError(f"no module named {', '.join(unknown)} in {type(model).__name__}")
+    owner = threading.get_ident()
+    wanted = set(paths)
+    maps: dict[str, Tensor] = {}
+
+    def make_hook(path: str):
+        def hook(module: nn.Module, inputs: object, output: Tensor) -> None:
+            if threading.get_ident() != owner:
+                return
+            if output.is_meta:  # shape-only run (no memory): keep the meta tensor
+                maps[path] = output.detach()
+            else:  # clone: DenseNet.forward applies an in-place ReLU to norm5's output after this hook runs
+                maps[path] = output.detach().float().cpu().clone()
+            if not run_to_end and wanted <= maps.keys():
+                raise _Captured
+
+        return hook
+
+    param = next(model.parameters(), None)
+    if param is not None:
+        x = x.to(device=param.device, dtype=param.dtype)
+    handles = [modules[p].register_forward_hook(make_hook(p)) for p in paths]
+    logits = None
+    try:
+        with torch.no_grad():
+            out = model(x).detach()
+            logits = out if out.is_meta else out.float().cpu()
+    except _Captured:
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
+    return FeatureCapture(maps=maps, logits=logits)
+
+
+def compute_feature_map(
+    model: nn.Module,
+    x: Tensor,
+    config: DenseNetConfig | ResNetConfig,
+    spec: LayerSpec,
+    with_logits: bool = False,
+    num_threads: int | None = DEFAULT_THREADS,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The (C, H, W) feature map of spec for a single image x (1, C, S, S), and the logits if asked."""
+    path = capture_path(config, spec)
+    with torch_threads(num_threads):
+        capture = capture_features(model, x, [path], run_to_end=with_logits)
+    fmap = capture.maps[path][0].numpy()
+    logits = capture.logits[0].numpy() if capture.logits is not None else None
+    return fmap, logits
+
+
+def spread_channels(groups: list[ChannelGroup], n: int) -> list[int]:
+    """Up to n channel indices taken round-robin from the groups, so every source layer shows up."""
+    iters = [iter(range(g.start, g.stop)) for g in groups]
+    chosen: list[int] = []
+    while len(chosen) < n and iters:
+        for it in list(iters):
+            c = next(it, None)
+            if c is None:
+                iters.remove(it)
+            elif len(chosen) < n:
+                chosen.append(c)
+    return sorted(chosen)
+
+
+def source_of(groups: list[ChannelGroup], n_channels: int) -> list[str]:
+    """The group label of each channel 0..n_channels-1."""
+    labels = [""] * n_channels
+    for g in groups:
+        for c in range(g.start, min(g.stop, n_channels)):
+            labels[c] = g.label
+    return labels
+
+
+def channel_stats(fmap: np.ndarray, groups: list[ChannelGroup]) -> pd.DataFrame:
+    """Per channel of a (C, H, W) map: source, mean, std, min, max and the fraction of exact zeros."""
+    flat = fmap.reshape(fmap.shape[0], -1).astype(np.float64)
+    return pd.DataFrame(
+        {
+            "channel": np.arange(fmap.shape[0]),
+            "source": source_of(groups, fmap.shape[0]),
+            "mean": flat.mean(1),
+            "std": flat.std(1),
+            "min": flat.min(1),
+            "max": flat.max(1),
+            "fraction zero": (flat == 0).mean(1),
+        }
+    )
+
+
+def source_summary(fmap: np.ndarray, groups: list[ChannelGroup]) -> pd.DataFrame:
+    """Per source group: its channel range and the mean (and mean absolute) activation of its channels."""
+    rows = []
+    for g in groups:
+        part = fmap[g.start : g.stop].astype(np.float64)
+        rows.append(
+            {
+                "source": g.label,
+                "layer": g.layer,
+                "first channel": g.start,
+                "channels": g.size,
+                "mean activation": float(part.mean()),
+                "mean |activation|": float(np.abs(part).mean()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def grid_maps(fmap: np.ndarray, channels: list[int], max_side: int = 64) -> np.ndarray:
+    """The chosen channels of a (C, H, W) map, average-pooled down to at most max_side for drawing."""
+    maps = torch.from_numpy(np.ascontiguousarray(fmap[channels], dtype=np.float32))
+    h, w = maps.shape[-2:]
+    if max(h, w) > max_side:
+        scale = max_side / max(h, w)
+        maps = F.adaptive_avg_pool2d(maps.unsqueeze(0), (max(1, round(h * scale)), max(1, round(w * scale))))[0]
+    return maps.numpy()

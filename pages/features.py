@@ -1,0 +1,181 @@
+"""Feature maps: what every unit of the real DenseNet computes from an image, channel by channel."""
+
+import hashlib
+import inspect
+import json
+
+import streamlit as st
+
+from densenet_viz import feature_charts as fc
+from densenet_viz import features as fx
+from densenet_viz import images, training, weights
+from densenet_viz.config import config_from_dict
+from densenet_viz.ui import get_state
+
+WEIGHTS_KEY, SOURCE_KEY, SAMPLE_KEY, UPLOAD_KEY = "fm_weights", "fm_image_source", "fm_sample", "fm_upload"
+DIGIT_KEY, LAYER_KEY, CHANNELS_KEY = "fm_digit", "fm_layer", "fm_channels"
+WFILE_KEY, HUB_KEY, LOADED_KEY = "fm_weights_file", "fm_hub_file", "fm_loaded"
+RANDOM, TRAINED, LOADED = "Random initialization", "Trained in this app (digits)", "Loaded state dict"
+SAMPLE, UPLOAD, DIGIT = "Sample image", "Upload", "Digit (held-out test set)"
+
+
+@st.cache_resource(max_entries=2, show_spinner="Building the model…")
+def random_model(config_json: str, device: str):
+    """Shared by all sessions: eval mode, frozen, seeded; capture_features never changes it."""
+    return fx.inference_model(config_from_dict(json.loads(config_json)), device)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def random_features(config_json: str, device: str, path: str, digest: str, _x):
+    """Feature maps of the seeded random model (the digest of the input stands in for the tensor)."""
+    config = config_from_dict(json.loads(config_json))
+    spec = next(s for s in fx.selectable_layers(config, _x.shape[-1]) if s.path == path)
+    return fx.compute_feature_map(random_model(config_json, device), _x, config, spec)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def sample_image(name: str) -> images.DecodedImage:
+    return images.load_sample(name)
+
+
+@st.cache_data(max_entries=2, show_spinner=False)
+def digits(size: int, test_fraction: float, seed: int) -> training.DigitsData:
+    return training.digits_data(size, test_fraction, seed)
+
+
+def loaded_model(config, device):
+    """The uploaded or hub-cache state dict in a model of this session's config (kept per session)."""
+    left, right = st.columns(2)
+    upload = left.file_uploader("State dict (.pth / .pt, torchvision format)", type=["pth", "pt"], key=WFILE_KEY)
+    found = weights.hub_checkpoints()
+    hub = right.selectbox("…or a file in the torch hub cache", [None, *found], key=HUB_KEY,
+                          format_func=lambda p: "(none)" if p is None else p.name)
+    if upload is None and hub is None:
+        right.caption("Nothing found in the hub cache." if not found else "")
+        st.info("Upload a state dict saved by torchvision (e.g. densenet121-a639ec97.pth) or pick a cached one.")
+        st.stop()
+    tag = (upload.file_id if upload is not None else str(hub), json.dumps(config.to_dict(), sort_keys=True), device)
+    cached = st.session_state.get(LOADED_KEY)
+    if cached is None or cached[0] != tag:
+        with st.spinner("Loading weights (torch.load, weights_only=True)…"):
+            try:
+                sd = (weights.load_state_dict_bytes(upload.getvalue(), upload.name) if upload is not None
+                      else weights.load_state_dict_file(hub))
+                model = weights.load_weights(config, sd, device)
+            except ValueError as exc:
+                st.session_state.pop(LOADED_KEY, None)
+                st.error(str(exc))
+                st.stop()
+        st.session_state[LOADED_KEY] = cached = (tag, model)
+    return cached[1]
+
+
+state = get_state()
+st.title("Feature maps")
+st.markdown(
+    "Every unit of the network turns its input into a stack of 2-D **feature maps**, one per channel. "
+    "A dense block's output is the **concatenation** of its input x₀ and the k maps each layer added: "
+    "pick a block output to see the channels grouped by the layer that produced them."
+)
+mode = st.radio("Weights", [RANDOM, TRAINED, LOADED], key=WEIGHTS_KEY, horizontal=True)
+config, size, device, model = state.config, state.input_size, state.device, None
+run = st.session_state.get(training.TRAINED_RUN_KEY)
+if mode == RANDOM:
+    st.info("**Random weights:** maps show structure of the input, not learned features.")
+elif mode == TRAINED:
+    if run is None or not run.states:
+        st.info("No trained model in this session yet: train one on the page **Train & feature reuse**.")
+        st.stop()
+    config, size = run.configs["DenseNet-BC"], run.settings.image_size
+    model = run.model("DenseNet-BC", device)
+    st.success(f"DenseNet-BC trained here on digits ({len(run.history) // len(run.configs)} epoch(s)); "
+               f"input {size}×{size}, 1 channel.")
+else:
+    model = loaded_model(config, device)
+    st.success(f"Weights loaded into the sidebar's model ({config.num_classes} classes).")
+
+sources = [DIGIT, SAMPLE, UPLOAD] if mode == TRAINED else [SAMPLE, UPLOAD]
+if st.session_state.get(SOURCE_KEY) not in sources:
+    st.session_state[SOURCE_KEY] = sources[0]
+left, right = st.columns([2, 1])
+source = left.radio("Image", sources, key=SOURCE_KEY, horizontal=True)
+try:
+    if source == DIGIT:
+        data = digits(size, run.settings.test_fraction, run.settings.seed)
+        index = left.slider("Test digit", 0, len(data.y_test) - 1, 0, key=DIGIT_KEY)
+        x, display = data.x_test[index : index + 1], data.test_images[index]
+        notes = [f"label {int(data.y_test[index])}"]
+    else:
+        if source == SAMPLE:
+            name = left.selectbox("Sample (bundled with scikit-image)", list(images.SAMPLE_IMAGES), key=SAMPLE_KEY,
+                                  format_func=images.SAMPLE_IMAGES.get)
+            decoded = sample_image(name)
+        else:
+            upload = left.file_uploader(f"Image ({images.ALLOWED_TEXT}, up to {images.MAX_UPLOAD_BYTES // 2**20} MiB)",
+                                        type=list(images.UPLOAD_EXTENSIONS), key=UPLOAD_KEY)
+            if upload is None:
+                st.info("Upload an image to see its feature maps.")
+                st.stop()
+            decoded = images.decode_upload(upload.getvalue(), upload.name)
+        crop = 0.875 if mode == LOADED and config.stem == "imagenet" else 1.0  # torchvision's resize 256, crop 224
+        pre = images.preprocess(decoded.image, size, config.in_channels, crop)
+        x, display, notes = pre.tensor, pre.display, decoded.notes
+except ValueError as exc:
+    st.error(f"This image cannot be used: {exc}")
+    st.stop()
+right.image(display, caption=f"What the network sees: {size}×{size}, {config.in_channels} channel(s)", width=220)
+if notes:
+    right.caption("; ".join(notes))
+
+try:
+    specs = {s.path: s for s in fx.selectable_layers(config, size)}
+except ValueError as exc:
+    st.error(str(exc))
+    st.stop()
+blocks = [p for p, s in specs.items() if s.kind == "dense_block"]
+if st.session_state.get(LAYER_KEY) not in specs:
+    st.session_state[LAYER_KEY] = blocks[0] if blocks else next(iter(specs))
+path = st.selectbox("Layer", list(specs), key=LAYER_KEY, format_func=lambda p: fx.layer_label(specs[p]))
+spec = specs[path]
+n_show = st.slider("Channels to draw", 1, 64, 16, key=CHANNELS_KEY)
+
+try:
+    with st.spinner("Running the model…"):
+        if model is None:
+            config_json = json.dumps(config.to_dict(), sort_keys=True)
+            digest = hashlib.sha256(x.numpy().tobytes()).hexdigest()
+            fmap, logits = random_features(config_json, device, path, digest, x)
+        else:
+            fmap, logits = fx.compute_feature_map(model, x, config, spec, with_logits=True)
+except (ValueError, RuntimeError) as exc:
+    st.error(f"The forward pass failed: {exc}")
+    st.stop()
+
+groups = fx.channel_groups(spec, getattr(config, "growth_rate", None))
+colors = fc.source_colors(groups)
+chosen = fx.spread_channels(groups, min(n_show, fmap.shape[0]))
+labels = fx.source_of(groups, fmap.shape[0])
+title = f"{fx.layer_label(spec)}: {len(chosen)} of {fmap.shape[0]} channels (each on its own colour range)"
+st.plotly_chart(fc.feature_grid_figure(fx.grid_maps(fmap, chosen), chosen, [labels[c] for c in chosen], colors, title),
+                key="fm_grid")
+if spec.kind == "dense_block":
+    st.markdown(
+        f"Block {spec.block}'s output: **{spec.in_channels}** channels of x₀ followed by **{len(groups) - 1} × "
+        f"{config.growth_rate}** new channels, {fmap.shape[0]} in all. The next unit reads all of them."
+    )
+    st.plotly_chart(fc.channel_groups_figure(groups, colors, f"Block {spec.block} output: who produced each channel"),
+                    key="fm_groups")
+    summary = fx.source_summary(fmap, groups)
+    st.plotly_chart(fc.source_means_figure(summary, colors, "Mean activation per source layer"), key="fm_sources")
+st.subheader("Per-channel statistics")
+st.dataframe(fx.channel_stats(fmap, groups), hide_index=True, height=260,
+             column_config={c: st.column_config.NumberColumn(format="%.4g") for c in ("mean", "std", "min", "max")})
+
+if logits is not None and mode != RANDOM:
+    names = (training.DIGIT_LABELS if mode == TRAINED else
+             weights.imagenet_classes() if len(logits) == 1000 else [f"class {i}" for i in range(len(logits))])
+    st.subheader("Top-5 predictions" + (" (ImageNet labels)" if len(logits) == 1000 else ""))
+    st.dataframe(weights.top_k(logits, names, 5), hide_index=True,
+                 column_config={"probability": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0)})
+with st.expander("Show the code that captures the maps"):
+    st.code(inspect.getsource(fx.capture_features), language="python")

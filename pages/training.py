@@ -1,0 +1,121 @@
+"""Train & feature reuse: a small DenseNet-BC and its matched ResNet on digits, then what the DenseNet reads."""
+
+import inspect
+
+import pandas as pd
+import streamlit as st
+
+from densenet_viz import feature_charts as fc
+from densenet_viz import features as fx
+from densenet_viz import training
+from densenet_viz.ui import get_state
+
+EPOCHS_KEY, START_KEY, STOP_KEY = "train_epochs", "train_start", "train_stop"
+BLOCK_KEY, DIGIT_KEY = "reuse_block", "train_digit"
+DENSENET = "DenseNet-BC"
+
+
+@st.cache_data(max_entries=2, show_spinner="Loading scikit-learn's digits…")
+def digits(size: int, test_fraction: float, seed: int) -> training.DigitsData:
+    return training.digits_data(size, test_fraction, seed)
+
+
+state = get_state()
+st.title("Train & feature reuse")
+config = training.DIGITS_CONFIG
+st.markdown(
+    f"A small **DenseNet-BC** (k = {config.growth_rate}, blocks {config.block_config}, bottleneck "
+    f"{config.bn_size}k, θ = {config.compression}) and the CIFAR ResNet closest to it in parameters learn "
+    "scikit-learn's bundled 8×8 handwritten digits, upsampled to 16×16: 1437 training and 360 held-out "
+    "images, a fixed split and a fixed seed, so every run gives the same curves. Training runs on the CPU, "
+    "in this session only."
+)
+left, mid, right = st.columns([3, 1, 1])
+epochs = left.slider("Epochs", 1, training.MAX_EPOCHS, 3, key=EPOCHS_KEY,
+                     help="Each epoch trains both models once over the training digits (a few seconds each).")
+start = mid.button("Train", key=START_KEY, type="primary")
+# A click on Stop while training runs makes Streamlit stop this script at its next progress update (after
+# the current epoch) and rerun it; the epochs finished so far are already in session state, so the rerun
+# shows them. The slider bounds a run to MAX_EPOCHS anyway.
+right.button("Stop", key=STOP_KEY, help="Stop after the current epoch and keep what is trained.")
+
+settings = training.TrainSettings(epochs=epochs)
+data = digits(settings.image_size, settings.test_fraction, settings.seed)
+if start:
+    run, models = training.new_run(settings)
+    st.session_state[training.TRAINED_RUN_KEY] = run
+    total = settings.epochs * len(models)
+    progress = st.progress(0.0, text="Starting…")
+    live = st.empty()
+    for i, result in enumerate(training.train_models(models, data, settings), start=1):
+        run.history.append(result)
+        run.states[result.model] = training.snapshot(models[result.model])
+        progress.progress(i / total, text=f"{result.model}: epoch {result.epoch}/{settings.epochs}, test accuracy "
+                                          f"{result.test_acc:.1%} ({result.seconds:.1f} s)")
+        live.plotly_chart(fc.training_curves_figure(run.history), key=f"train_live_{i}")
+    live.empty()
+    progress.empty()
+
+run = st.session_state.get(training.TRAINED_RUN_KEY)
+if run is None or not run.history:
+    st.info("Press **Train** to train both models; the results stay in this session.")
+    st.stop()
+done = min(r.epoch for r in run.final().values())
+if done < run.settings.epochs:
+    st.warning(f"Training stopped after epoch {done} of {run.settings.epochs}; the results below are from there.")
+
+st.plotly_chart(fc.training_curves_figure(run.history), key="train_curves")
+final = run.final()
+table = pd.DataFrame(
+    {
+        "model": list(final),
+        "parameters": [run.params[n] for n in final],
+        "epochs": [final[n].epoch for n in final],
+        "test accuracy (%)": [100 * final[n].test_acc for n in final],
+        "seconds per epoch": [
+            sum(r.seconds for r in run.history if r.model == n) / final[n].epoch for n in final
+        ],
+    }
+)
+left, right = st.columns([1, 1])
+left.plotly_chart(fc.accuracy_vs_params_figure(table), key="train_acc_params")
+right.dataframe(table, hide_index=True, column_config={
+    "parameters": st.column_config.NumberColumn(format="%d"),
+    "test accuracy (%)": st.column_config.NumberColumn(format="%.1f"),
+    "seconds per epoch": st.column_config.NumberColumn(format="%.1f"),
+})
+right.caption("Test accuracy is measured on the 360 held-out digits (never trained on), in eval mode.")
+
+st.header("Feature reuse (Huang et al. 2017, Figure 5)")
+st.markdown(
+    "Each dense layer's first convolution (the 1×1 bottleneck) has one input channel per channel it reads. "
+    "Averaging the absolute weights over the channels that came from each earlier source shows **how much "
+    "layer l still uses what source s produced**: each row is scaled so its strongest source is 1. The last "
+    "row is the unit that reads the whole block (the transition, or the classifier after the last block)."
+)
+model = run.model(DENSENET, state.device)  # a fresh eval-mode copy on the sidebar's device
+block = st.selectbox("Dense block", list(range(1, len(config.block_config) + 1)), key=BLOCK_KEY,
+                     format_func=lambda b: f"Block {b}")
+st.plotly_chart(fc.reuse_heatmap_figure(training.feature_reuse(model, block)), key="train_reuse")
+st.caption("After only a few epochs the weights are still close to their random start, so rows are flat; "
+           "train for more epochs to see layers favour some sources. The paper's map is after 300 epochs on CIFAR.")
+with st.expander("Show the code behind the heatmap"):
+    st.code(inspect.getsource(training.source_strength) + "\n\n" + inspect.getsource(training.block_reuse),
+            language="python")
+
+st.header("The trained DenseNet's feature maps")
+index = st.slider("Held-out digit", 0, len(data.y_test) - 1, 0, key=DIGIT_KEY)
+spec = next(s for s in fx.selectable_layers(config, settings.image_size) if s.kind == "dense_block")
+fmap, logits = fx.compute_feature_map(model, data.x_test[index : index + 1], config, spec, with_logits=True)
+left, right = st.columns([1, 4])
+left.image(data.test_images[index], caption=f"label {int(data.y_test[index])}, predicted {int(logits.argmax())}",
+           width=140, clamp=True)
+groups = fx.channel_groups(spec, config.growth_rate)
+chosen = fx.spread_channels(groups, 16)
+labels = fx.source_of(groups, fmap.shape[0])
+right.plotly_chart(
+    fc.feature_grid_figure(fx.grid_maps(fmap, chosen), chosen, [labels[c] for c in chosen], fc.source_colors(groups),
+                           f"{fx.layer_label(spec)}: 16 channels, coloured by source", cols=8),
+    key="train_fmaps",
+)
+st.caption("Every layer and channel of this model: page **Feature maps**, weights 'Trained in this app (digits)'.")

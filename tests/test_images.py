@@ -1,0 +1,182 @@
+"""Sample images, upload decoding (every bad upload gets a clean ValueError), and preprocessing."""
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+from PIL import Image
+
+from densenet_viz import images
+from densenet_viz.images import decode_upload, load_sample, preprocess, to_display
+
+RNG = np.random.default_rng(0)
+PHOTO = Image.fromarray(RNG.integers(0, 256, (60, 90, 3), dtype=np.uint8))
+
+# The file each sample reads inside scikit-image's package (bundled in the wheel: nothing is downloaded).
+SAMPLE_FILES = {
+    "astronaut": "astronaut.png",
+    "chelsea": "chelsea.png",
+    "coffee": "coffee.png",
+    "rocket": "rocket.jpg",
+    "camera": "camera.png",
+    "coins": "coins.png",
+    "hubble_deep_field": "hubble_deep_field.jpg",
+    "immunohistochemistry": "ihc.png",
+}
+
+
+def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny valid PNG whose IHDR (with a correct CRC) claims width x height: a decompression bomb header."""
+    small = encode(Image.new("1", (8, 8)), "PNG")
+    length = struct.unpack(">I", small[8:12])[0]
+    body = bytearray(small[16 : 16 + length])
+    body[0:8] = struct.pack(">II", width, height)
+    crc = struct.pack(">I", zlib.crc32(b"IHDR" + bytes(body)))
+    return small[:16] + bytes(body) + crc + small[16 + length + 4 :]
+
+
+@pytest.mark.parametrize("name", list(images.SAMPLE_IMAGES))
+def test_samples_are_bundled_and_load(name):
+    assert (Path(skimage.data.__file__).parent / SAMPLE_FILES[name]).is_file()
+    decoded = load_sample(name)
+    assert decoded.image.mode in ("RGB", "L")
+    assert min(decoded.image.size) >= 100
+
+
+def test_unknown_sample_is_a_value_error():
+    with pytest.raises(ValueError, match="unknown sample"):
+        load_sample("lena")
+
+
+def test_preprocess_shapes_and_imagenet_normalisation():
+    solid = Image.new("RGB", (300, 200), (124, 116, 104))
+    pre = preprocess(solid, 64, in_channels=3)
+    assert pre.tensor.shape == (1, 3, 64, 64) and pre.tensor.dtype == torch.float32
+    assert pre.display.shape == (64, 64, 3) and pre.display.dtype == np.uint8
+    expected = [(v / 255 - m) / s for v, m, s in zip((124, 116, 104), images.IMAGENET_MEAN, images.IMAGENET_STD,
+                                                     strict=True)]
+    assert torch.allclose(pre.tensor[0, :, 10, 10], torch.tensor(expected), atol=1e-6)
+
+
+def test_preprocess_one_channel_uses_mean_and_std_one_half():
+    pre = preprocess(Image.new("L", (40, 40), 255), 16, in_channels=1)
+    assert pre.tensor.shape == (1, 1, 16, 16) and pre.display.shape == (16, 16)
+    assert torch.allclose(pre.tensor, torch.ones(1, 1, 16, 16))  # (1 - 0.5) / 0.5
+
+
+def test_preprocess_centre_crops_the_long_side():
+    wide = np.zeros((100, 300, 3), dtype=np.uint8)
+    wide[:, 140:160] = 255  # a white stripe in the middle of a black, wide image
+    pre = preprocess(Image.fromarray(wide), 50)
+    assert pre.display[:, 25].min() > 200  # the stripe sits in the centre of the crop
+    assert pre.display[:, :15].max() == 0 and pre.display[:, -15:].max() == 0
+
+
+def test_preprocess_crop_fraction_and_upscaling():
+    assert preprocess(PHOTO, 224, crop_fraction=0.875).tensor.shape == (1, 3, 224, 224)
+    assert preprocess(Image.new("L", (8, 8)), 32, in_channels=1).tensor.shape == (1, 1, 32, 32)
+
+
+def test_to_display_undoes_the_normalisation():
+    pre = preprocess(PHOTO, 48)
+    assert np.abs(to_display(pre.tensor, pre.mean, pre.std).astype(int) - pre.display.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("kwargs", [{"in_channels": 4}, {"input_size": 0}, {"crop_fraction": 1.5}])
+def test_preprocess_rejects_bad_arguments(kwargs):
+    args = {"input_size": 32, "in_channels": 3} | kwargs
+    with pytest.raises(ValueError):
+        preprocess(PHOTO, **args)
+
+
+def _bad_uploads() -> dict[str, tuple[bytes, str]]:
+    png, jpeg = encode(PHOTO, "PNG"), encode(PHOTO, "JPEG")
+    corrupt = bytearray(png)
+    idat = png.index(b"IDAT")
+    corrupt[idat + 8 : idat + 40] = bytes(32)  # zero the start of the compressed pixel data
+    return {
+        "zero bytes": (b"", "empty"),
+        "over the size limit": (b"\0" * (images.MAX_UPLOAD_BYTES + 1), "limit is 20 MiB"),
+        "not an image": (b"just some text, not pixels\n" * 10, "not an image"),
+        "a GIF": (encode(PHOTO, "GIF"), "GIF image, which is not supported"),
+        "truncated PNG": (png[: len(png) // 2], "truncated or corrupt"),
+        "truncated JPEG": (jpeg[: len(jpeg) * 2 // 3], "truncated or corrupt"),
+        "corrupt PNG data": (bytes(corrupt), "truncated or corrupt"),
+        "bomb header 100000x100000": (png_claiming(100_000, 100_000), "decompression bomb"),
+        "bomb header 7000x7000": (png_claiming(7000, 7000), "decompression bomb"),
+        "bomb 1-bit 6400x6400 compressed": (encode(Image.new("1", (6400, 6400)), "PNG"), "decompression bomb"),
+        "signature and header only": (png[:33], "corrupt"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_uploads()))
+def test_every_bad_upload_gets_a_clean_value_error(case):
+    data, words = _bad_uploads()[case]
+    with pytest.raises(ValueError, match=words) as info:
+        decode_upload(data, "upload.png")
+    assert "upload.png" in str(info.value)
+
+
+def test_bomb_is_refused_before_decoding():
+    data = encode(Image.new("1", (6400, 6400)), "PNG")
+    assert len(data) < 100_000  # a small file...
+    with pytest.raises(ValueError, match="40,960,000 pixels"):  # ...refused from its header alone
+        decode_upload(data)
+
+
+def test_messages_say_what_is_allowed():
+    with pytest.raises(ValueError, match="PNG, JPEG, WebP or BMP"):
+        decode_upload(b"%PDF-1.4 not an image")
+    with pytest.raises(ValueError):
+        decode_upload("not bytes")  # type: ignore[arg-type]
+
+
+def _convertible() -> dict[str, tuple[bytes, str, str]]:
+    sixteen = Image.fromarray(np.array([[0, 257 * 100, 65535]] * 3, dtype=np.uint16))
+    rgba = PHOTO.convert("RGBA")
+    rgba.putpixel((0, 0), (10, 20, 30, 0))  # fully transparent: must become white
+    palette = PHOTO.convert("P")
+    return {
+        "16-bit grayscale PNG": (encode(sixteen, "PNG"), "L", "16-bit"),
+        "grayscale PNG": (encode(PHOTO.convert("L"), "PNG"), "L", ""),
+        "RGBA PNG": (encode(rgba, "PNG"), "RGB", "transparency"),
+        "LA PNG": (encode(PHOTO.convert("LA"), "PNG"), "L", "transparency"),
+        "CMYK JPEG": (encode(PHOTO.convert("CMYK"), "JPEG"), "RGB", "CMYK"),
+        "palette PNG": (encode(palette, "PNG"), "RGB", "palette"),
+        "palette PNG with transparency": (encode(palette, "PNG", transparency=0), "RGB", "transparency on white"),
+        "1-bit PNG": (encode(PHOTO.convert("1"), "PNG"), "L", "1-bit"),
+        "JPEG": (encode(PHOTO, "JPEG"), "RGB", ""),
+        "BMP": (encode(PHOTO, "BMP"), "RGB", ""),
+        "WebP": (encode(PHOTO, "WEBP"), "RGB", ""),
+    }
+
+
+@pytest.mark.parametrize("case", list(_convertible()))
+def test_convertible_uploads_become_8_bit_rgb_or_gray(case):
+    data, mode, note = _convertible()[case]
+    decoded = decode_upload(data, case)
+    assert decoded.image.mode == mode
+    assert note in " ".join(decoded.notes)
+    for channels in (1, 3):
+        assert preprocess(decoded.image, 32, channels).tensor.shape == (1, channels, 32, 32)
+
+
+def test_sixteen_bit_values_are_scaled_not_clipped():
+    sixteen = Image.fromarray(np.array([[0, 257 * 100, 65535]], dtype=np.uint16))
+    assert np.asarray(decode_upload(encode(sixteen, "PNG")).image).tolist() == [[0, 100, 255]]
+
+
+def test_transparent_pixels_become_white():
+    rgba = Image.new("RGBA", (4, 4), (10, 20, 30, 0))
+    assert decode_upload(encode(rgba, "PNG")).image.getpixel((0, 0)) == (255, 255, 255)
