@@ -380,9 +380,57 @@ def _densenet_saved(c: DenseNetConfig, parts: _DenseParts, hw: tuple[int, int], 
     return acc
 
 
+def _blocks_fill_a_buffer() -> bool:
+    """Whether _DenseBlock's no-grad forward writes into one preallocated buffer (else it concatenates a list)."""
+    from .densenet import _DenseBlock
+
+    return hasattr(_DenseBlock, "forward_into_buffer")
+
+
+def _inference_block_concat(live: _Live, c: DenseNetConfig, layers: tuple[LayerSpec, ...], plane: int) -> int:
+    """_DenseBlock.forward_concat without grad: every layer concatenates the growing list again."""
+    k, inter = c.growth_rate, c.bn_size * c.growth_rate
+    features = []
+    for s in layers:
+        # bn_function's locals: the concatenation, norm1's output and conv1's output live together.
+        cat = live.alloc(s.in_channels * plane)
+        norm1 = live.alloc(s.in_channels * plane)
+        new = live.alloc((inter or k) * plane)
+        live.free(cat, norm1)
+        if inter:
+            norm2 = live.alloc(inter * plane)
+            conv2 = live.alloc(k * plane)
+            live.free(new, norm2)
+            new = conv2
+        features.append(new)  # eval-mode dropout returns its input
+    out = live.alloc((layers[-1].in_channels + k) * plane)  # the block's torch.cat
+    live.free(*features)
+    return out
+
+
+def _inference_block_into_buffer(live: _Live, c: DenseNetConfig, layers: tuple[LayerSpec, ...], plane: int) -> int:
+    """_DenseBlock.forward_into_buffer: layers read views of one buffer and write their maps after them."""
+    k, inter = c.growth_rate, c.bn_size * c.growth_rate
+    buffer = live.alloc((layers[-1].in_channels + k) * plane)
+    previous = 0  # `new_features` keeps the last layer's output until the next layer returns
+    for s in layers:
+        norm1 = live.alloc(s.in_channels * plane)  # the concatenation is a view of the buffer: no copy
+        new = live.alloc((inter or k) * plane)
+        live.free(norm1)
+        if inter:
+            norm2 = live.alloc(inter * plane)
+            conv2 = live.alloc(k * plane)
+            live.free(new, norm2)
+            new = conv2
+        live.free(previous)
+        previous = new
+    live.free(previous)
+    return buffer
+
+
 def _densenet_inference(c: DenseNetConfig, parts: _DenseParts, hw: tuple[int, int], size: int) -> int:
     """Peak live bytes per sample during an eval-mode no-grad forward pass of densenet.DenseNet."""
-    live, k, inter = _Live(), c.growth_rate, c.bn_size * c.growth_rate
+    live = _Live()
     live.alloc(c.in_channels * hw[0] * hw[1] * size)  # the caller holds the input throughout
     stem = parts.stem
     c0 = stem.out_channels
@@ -397,21 +445,10 @@ def _densenet_inference(c: DenseNetConfig, parts: _DenseParts, hw: tuple[int, in
         out = live.alloc(c0 * stem.height * stem.width * size)
     for layers, transition in parts.blocks:
         plane = layers[0].height * layers[0].width * size
-        features = [out]
-        for s in layers:
-            # bn_function's locals: the concatenation, norm1's output and conv1's output live together.
-            cat = live.alloc(s.in_channels * plane)
-            norm1 = live.alloc(s.in_channels * plane)
-            new = live.alloc((inter or k) * plane)
-            live.free(cat, norm1)
-            if inter:
-                norm2 = live.alloc(inter * plane)
-                conv2 = live.alloc(k * plane)
-                live.free(new, norm2)
-                new = conv2
-            features.append(new)  # eval-mode dropout returns its input
-        out = live.alloc((layers[-1].in_channels + k) * plane)  # the block's torch.cat
-        live.free(*features)
+        run_block = _inference_block_into_buffer if _blocks_fill_a_buffer() else _inference_block_concat
+        block_out = run_block(live, c, layers, plane)
+        live.free(out)  # the outer nn.Sequential drops the block's input once the block returns
+        out = block_out
         if transition is not None:
             t = transition
             norm = live.alloc(t.in_channels * plane)
@@ -603,6 +640,9 @@ def _totals(coefficients: dict[str, tuple[int, int]]) -> tuple[int, int]:
     return sum(a for a, _ in coefficients.values()), sum(c for _, c in coefficients.values())
 
 
+_SUMMED = ("params", "macs", "output_bytes", "train_plain_bytes", "train_efficient_bytes")
+
+
 @functools.lru_cache(maxsize=128)
 def _report(
     config: DenseNetConfig | ResNetConfig, hw: tuple[int, int], batch: int, dtype: torch.dtype
@@ -629,10 +669,11 @@ def _report(
                 "train_efficient_bytes": efficient[0] * batch + efficient[1],
             }
         )
-    table = pd.DataFrame(rows)
+    # Columns built in Python: pandas per-row operations would cost more than the whole closed form.
+    table = pd.DataFrame({key: [r[key] for r in rows] for key in rows[0]})
     table = table.astype({"block": "Int64", "layer": "Int64"})
-    blocks = _block_table(config, table, pd.Series([_group(u.spec.kind, u.spec.block) for u in core.units]))
-    params = int(table["params"].sum())
+    blocks = _block_table(config, rows)
+    params = sum(r["params"] for r in rows)
     macs_per_sample = sum(u.macs for u in core.units)
     (pa, pc), (ea, ec) = _totals(core.plain), _totals(core.efficient)
     memory = MemoryReport(
@@ -647,33 +688,30 @@ def _report(
     )
 
 
-def _block_table(config: DenseNetConfig | ResNetConfig, table: pd.DataFrame, groups: pd.Series) -> pd.DataFrame:
-    summed = ["params", "macs", "output_bytes", "train_plain_bytes", "train_efficient_bytes"]
-    rows = []
-    for name in groups.unique():
-        part = table[(groups == name).to_numpy()]
-        out = int(part["out_channels"].iloc[-1])
-        if name.startswith("denseblock"):
-            out = int(part["in_channels"].iloc[-1]) + config.growth_rate  # the block's concatenation
-        rows.append(
+def _block_table(config: DenseNetConfig | ResNetConfig, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Subtotals per stem, dense block / stage, transition and head, then the total."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(_group(r["kind"], r["block"]), []).append(r)
+    groups["total"] = rows
+    out = []
+    for name, part in groups.items():
+        if name == "total":
+            channels = (config.in_channels, config.num_classes)
+        elif name.startswith("denseblock"):
+            channels = (part[0]["in_channels"], part[-1]["in_channels"] + config.growth_rate)  # the concatenation
+        else:
+            channels = (part[0]["in_channels"], part[-1]["out_channels"])
+        out.append(
             {
                 "block": name,
                 "layers": len(part),
-                "in_channels": int(part["in_channels"].iloc[0]),
-                "out_channels": out,
-                **{c: int(part[c].sum()) for c in summed},
+                "in_channels": channels[0],
+                "out_channels": channels[1],
+                **{c: sum(r[c] for r in part) for c in _SUMMED},
             }
         )
-    rows.append(
-        {
-            "block": "total",
-            "layers": len(table),
-            "in_channels": config.in_channels,
-            "out_channels": config.num_classes,
-            **{c: int(table[c].sum()) for c in summed},
-        }
-    )
-    return pd.DataFrame(rows)
+    return pd.DataFrame({key: [r[key] for r in out] for key in out[0]})
 
 
 def _normalised(config: DenseNetConfig | ResNetConfig) -> DenseNetConfig | ResNetConfig:
