@@ -17,7 +17,16 @@ OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "
 X0_COLOR = "#7F7F7F"
 MODEL_COLORS = (OKABE_ITO[0], OKABE_ITO[4], OKABE_ITO[5], OKABE_ITO[2])  # DenseNet orange, ResNet blue
 MAP_COLORSCALE = "Cividis"  # perceptually uniform and colour-blind safe
-FONT = {"family": "sans-serif", "size": 12}
+FONT = {"family": "Source Sans Pro, Helvetica, Arial, sans-serif", "size": 15}  # readable on a projector
+GRID_WIDTH_PX = 900
+
+
+_DARK_FILLS = {X0_COLOR, "#009E73", "#0072B2", "#D55E00", "#CC79A7"}
+
+
+def text_on(fill: str) -> str:
+    """Black or white text, whichever reads better on a bar filled with `fill`."""
+    return "#FFFFFF" if fill.upper() in _DARK_FILLS else "#000000"
 
 
 def source_colors(groups: list[ChannelGroup]) -> dict[str, str]:
@@ -35,12 +44,15 @@ def feature_grid_figure(
     n = len(channels)
     cols = max(1, min(cols, n))
     rows = max(1, math.ceil(n / cols))
+    tile = GRID_WIDTH_PX / cols  # square tiles: the page is about this wide
     fig = make_subplots(
         rows=rows,
         cols=cols,
-        subplot_titles=[f"ch {c}" for c in channels],
-        horizontal_spacing=0.01,
-        vertical_spacing=0.06 / max(1, rows / 4),
+        # black text (readable on white) after a square in the source's colour
+        subplot_titles=[f"<span style='color:{colors.get(s, X0_COLOR)}'>■</span> ch {c}"
+                        for c, s in zip(channels, sources, strict=True)],
+        horizontal_spacing=0.02,
+        vertical_spacing=min(0.12, 30 / (rows * (tile + 30))),
     )
     for i, (c, fmap) in enumerate(zip(channels, maps, strict=True)):
         r, col = divmod(i, cols)
@@ -56,19 +68,24 @@ def feature_grid_figure(
             row=r + 1,
             col=col + 1,
         )
-    for i, annotation in enumerate(fig.layout.annotations[:n]):
-        annotation.font = {"size": 10, "color": colors.get(sources[i], "#000000")}
+    for annotation in fig.layout.annotations[:n]:
+        annotation.font = {"size": 13}
+    for i in range(1, n + 1):  # keep every map square (x and y in the same units)
+        suffix = "" if i == 1 else str(i)
+        fig.layout[f"yaxis{suffix}"].update(scaleanchor=f"x{suffix}", constrain="domain")
+        fig.layout[f"xaxis{suffix}"].update(constrain="domain")
     # Legend entries for the source colours (markers without data draw nothing on the axes).
     for label in dict.fromkeys(sources):
         fig.add_trace(
             go.Scatter(x=[None], y=[None], mode="markers", marker={"color": colors.get(label), "size": 10},
                        name=label, showlegend=True)
         )
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed")
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, ticks="", showline=False)
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, ticks="", showline=False,
+                     autorange="reversed")
     fig.update_layout(
         title=title,
-        height=90 + rows * max(90, 900 // max(cols, 1) - 10),
+        height=int(150 + rows * (tile + 30)),
         margin={"l": 10, "r": 10, "t": 80, "b": 10},
         font=FONT,
         legend={"title": {"text": "produced by"}, "orientation": "h", "y": -0.02, "yanchor": "top"},
@@ -90,6 +107,7 @@ def channel_groups_figure(groups: list[ChannelGroup], colors: dict[str, str], ti
                 marker={"color": colors[g.label], "line": {"color": "white", "width": 1}},
                 text=[g.label if g.size >= 8 else ""],
                 textposition="inside",
+                textfont={"color": text_on(colors[g.label])},
                 hovertemplate=f"{g.label}: channels {g.start}–{g.stop - 1} ({g.size})<extra></extra>",
             )
         )
@@ -160,14 +178,14 @@ def accuracy_vs_params_figure(table: pd.DataFrame) -> go.Figure:
             y=table["test accuracy (%)"],
             mode="markers+text",
             text=table["model"],
-            textposition="top center",
+            textposition="bottom center",
             marker={"size": 14, "color": colors},
             hovertemplate="%{text}<br>%{x:,} parameters<br>test accuracy %{y:.1f} %<extra></extra>",
         )
     )
     fig.update_layout(
         title="Held-out accuracy against parameters",
-        xaxis={"title": "parameters (count)", "rangemode": "tozero"},
+        xaxis={"title": "parameters (count)", "range": [0, 1.25 * float(table["parameters"].max())]},
         yaxis={"title": "test accuracy (%)", "range": [0, 105]},
         height=360,
         font=FONT,

@@ -210,3 +210,16 @@ def test_torch_threads_restores_the_count_even_after_an_error():
         assert torch.get_num_threads() == 1
         raise RuntimeError("boom")
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_capture_on_cuda_matches_the_cpu():
+    config, size = SMALL["cifar-bc"]
+    x = torch.randn(1, 3, size, size)
+    spec = next(s for s in fx.selectable_layers(config, size) if s.kind == "dense_block")
+    cpu, _ = fx.compute_feature_map(fx.inference_model(config, "cpu"), x, config, spec)
+    gpu_model = fx.inference_model(config, "cuda")
+    gpu, logits = fx.compute_feature_map(gpu_model, x, config, spec, with_logits=True)
+    assert np.allclose(cpu, gpu, atol=1e-3) and logits.shape == (config.num_classes,)
+    assert _hooks(gpu_model) == 0
