@@ -34,14 +34,16 @@ DenseNet-121 at batch 8 against 995 MiB saved by autograd: torchinfo adds the ou
 module that has parameters (every conv, batch norm and linear layer) and doubles it "for
 gradients". It does not see what autograd keeps: batch norm saves its input, not its output; the
 in-place ReLU's output shares the batch norm's storage; a 1x1 convolution's output is kept by the
-next batch norm, not by the convolution; `torch.cat` is not a module, so the concatenation copies
-that dominate DenseNet's memory are invisible to it, while the small per-layer outputs are counted
-twice. It also ignores checkpointing, so it reports the same figure for the memory-efficient model.
+next batch norm, not by the convolution; max-pool keeps int64 indices; and `torch.cat` is not a
+module, so the concatenation copies that dominate DenseNet's memory are invisible to it, while
+every output it does see counts twice. It also ignores checkpointing, so it reports the same figure
+for the memory-efficient model.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -768,7 +770,12 @@ def max_batch_that_fits(
     """
     hw, _, dt = _validated(config, input_size, 1, dtype)
     _check_mode(mode)
-    if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, (int, float)) or not budget_bytes >= 0:
+    if (
+        isinstance(budget_bytes, bool)
+        or not isinstance(budget_bytes, (int, float))
+        or not math.isfinite(budget_bytes)
+        or budget_bytes < 0
+    ):
         raise ValueError(f"budget_bytes must be a non-negative number of bytes, got {budget_bytes!r}")
     per_sample, _ = _coefficients(_core(_normalised(config), hw, dt), mode)
     # required(batch) = per_sample * batch + fixed, fixed being the weights (and gradients) and the constant.

@@ -422,8 +422,9 @@ def test_other_bad_arguments():
         analyze({"growth_rate": 32})
     with pytest.raises(ValueError, match="mode"):
         max_batch_that_fits(PRESETS["densenet121"], 224, 2**30, mode="training")
-    with pytest.raises(ValueError, match="budget_bytes"):
-        max_batch_that_fits(PRESETS["densenet121"], 224, -1)
+    for budget in (-1, float("inf"), float("nan"), "8GB"):
+        with pytest.raises(ValueError, match="budget_bytes"):
+            max_batch_that_fits(PRESETS["densenet121"], 224, budget)
     with pytest.raises(ValueError, match="max_layers"):
         memory_growth(max_layers=0)
     with pytest.raises(ValueError, match="growth_rate"):
