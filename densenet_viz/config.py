@@ -9,6 +9,9 @@ from typing import Any
 STEMS = ("imagenet", "cifar")
 RESNET_BLOCKS = ("basic", "bottleneck")
 RESNET_SHORTCUTS = ("projection", "zero_pad")
+# How memory_efficient=True saves memory: "checkpoint" re-runs concat-BN-ReLU-Conv1x1 in backward
+# (torchvision's way); "recompute_bn" re-runs only concat-BN-ReLU and never a convolution (efficient.py).
+EFFICIENT_IMPLS = ("checkpoint", "recompute_bn")
 
 # Upper bounds keep a typo (k=3200) from freezing a shared machine; they sit well above every
 # published model (DenseNet-BC-250 has 41 layers per block, DenseNet-161 has k=48).
@@ -96,6 +99,7 @@ class DenseNetConfig(_DictMixin):
     in_channels: int = 3  # image channels (3 for RGB, 1 for grayscale digits)
     num_classes: int = 1000
     memory_efficient: bool = False  # recompute the concat-BN-ReLU-Conv1x1 bottleneck in backward
+    efficient_impl: str = "checkpoint"  # which recomputation memory_efficient uses (EFFICIENT_IMPLS)
 
     kind = "densenet"
 
@@ -112,6 +116,7 @@ class DenseNetConfig(_DictMixin):
         _check_int("num_classes", self.num_classes, 1, MAX_CLASSES)
         if not isinstance(self.memory_efficient, bool):
             raise ValueError(f"memory_efficient must be true or false, got {self.memory_efficient!r}")
+        _check_choice("efficient_impl", self.efficient_impl, EFFICIENT_IMPLS)
         # A transition that compresses to zero channels would leave the next block nothing to read.
         for i, c in enumerate(self.block_out_channels()[:-1]):
             if math.floor(self.compression * c) < 1:

@@ -15,13 +15,20 @@ import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
 from .config import DenseNetConfig
+from .efficient import cat_bn_relu_conv
 
 
 class _DenseLayer(nn.Module):
     """H_l: [BN-ReLU-Conv1x1 to bn_size*k] (the bottleneck, "-B") then BN-ReLU-Conv3x3 to k maps."""
 
     def __init__(
-        self, num_input_features: int, growth_rate: int, bn_size: int, drop_rate: float, memory_efficient: bool
+        self,
+        num_input_features: int,
+        growth_rate: int,
+        bn_size: int,
+        drop_rate: float,
+        memory_efficient: bool,
+        efficient_impl: str = "checkpoint",
     ) -> None:
         super().__init__()
         if bn_size > 0:
@@ -40,10 +47,12 @@ class _DenseLayer(nn.Module):
         self.bottleneck = bn_size > 0
         self.drop_rate = float(drop_rate)
         self.memory_efficient = memory_efficient
+        self.efficient_impl = efficient_impl  # "checkpoint" or "recompute_bn" (see config.EFFICIENT_IMPLS)
 
-    def bn_function(self, inputs: list[Tensor], update_stats: bool = True) -> Tensor:
+    def bn_function(self, inputs: Tensor | list[Tensor], update_stats: bool = True) -> Tensor:
         """Concatenate the earlier maps and apply the first BN-ReLU-Conv (what checkpointing recomputes)."""
-        concated = torch.cat(inputs, 1)  # (B, k0 + (l-1)*k, H, W): the concatenation costs memory
+        # (B, k0 + (l-1)*k, H, W): the concatenation costs memory; a block's buffer view needs none.
+        concated = inputs if isinstance(inputs, Tensor) else torch.cat(inputs, 1)
         if update_stats or not self.training:
             normed = self.norm1(concated)
         else:
@@ -65,12 +74,17 @@ class _DenseLayer(nn.Module):
 
     def forward(self, inputs: Tensor | list[Tensor]) -> Tensor:
         prev = [inputs] if isinstance(inputs, Tensor) else inputs
-        if self.memory_efficient and torch.is_grad_enabled() and any(t.requires_grad for t in prev):
-            out = self._checkpointed_bn_function(prev)
+        efficient = self.memory_efficient and torch.is_grad_enabled() and any(t.requires_grad for t in prev)
+        if efficient and self.efficient_impl == "recompute_bn" and self.training:
+            # Pleiss et al.: keep only the inputs and the 1x1's output; backward recomputes concat-BN-ReLU.
+            out = cat_bn_relu_conv(prev, self.norm1, self.conv1)  # (B, bn_size*k or k, H, W)
+            if self.bottleneck:
+                out = cat_bn_relu_conv([out], self.norm2, self.conv2)  # (B, k, H, W)
         else:
-            out = self.bn_function(prev)  # (B, bn_size*k or k, H, W)
-        if self.bottleneck:
-            out = self.conv2(self.relu2(self.norm2(out)))  # (B, k, H, W)
+            # Checkpointing is torchvision's way (recompute_bn takes it too in eval mode, with no batch stats).
+            out = self._checkpointed_bn_function(prev) if efficient else self.bn_function(inputs)
+            if self.bottleneck:
+                out = self.conv2(self.relu2(self.norm2(out)))  # (B, k, H, W)
         if self.drop_rate > 0:
             out = F.dropout(out, p=self.drop_rate, training=self.training)
         return out
@@ -87,18 +101,50 @@ class _DenseBlock(nn.ModuleDict):
         growth_rate: int,
         drop_rate: float,
         memory_efficient: bool = False,
+        efficient_impl: str = "checkpoint",
     ) -> None:
         super().__init__()
         for i in range(num_layers):
-            layer = _DenseLayer(num_input_features + i * growth_rate, growth_rate, bn_size, drop_rate, memory_efficient)
+            c = num_input_features + i * growth_rate
+            layer = _DenseLayer(c, growth_rate, bn_size, drop_rate, memory_efficient, efficient_impl)
             self.add_module(f"denselayer{i + 1}", layer)
 
     def forward(self, init_features: Tensor) -> Tensor:
+        if torch.is_grad_enabled():
+            return self.forward_concat(init_features)
+        return self.forward_into_buffer(init_features)  # inference: the same numbers, less copying
+
+    def forward_concat(self, init_features: Tensor) -> Tensor:
+        """The paper's form: keep a list of every layer's maps, concatenated again by each layer."""
         features = [init_features]  # [(B, c_in, H, W)]
         for layer in self.values():
             new_features = layer(features)  # (B, k, H, W)
             features.append(new_features)  # the list holds c_in + i*k channels after layer i
         return torch.cat(features, 1)  # (B, c_in + L*k, H, W)
+
+    def forward_into_buffer(self, init_features: Tensor) -> Tensor:
+        """Inference without re-concatenation: one buffer, each layer reading a view of its first c channels."""
+        # Concatenating a growing list copies O(L²) channels; with no graph to keep for backward, each
+        # layer can instead write its k new maps into the buffer right after the ones it read.
+        c = init_features.shape[1]
+        buffer = _empty_like_with_channels(init_features, c + sum(_new_channels(layer) for layer in self.values()))
+        buffer[:, :c] = init_features
+        for layer in self.values():
+            new_features = layer(buffer[:, :c])  # reads (B, c, H, W), a view; returns (B, k, H, W)
+            buffer[:, c : c + new_features.shape[1]] = new_features
+            c += new_features.shape[1]
+        return buffer  # (B, c_in + L*k, H, W)
+
+
+def _new_channels(layer: _DenseLayer) -> int:
+    return (layer.conv2 if layer.bottleneck else layer.conv1).out_channels
+
+
+def _empty_like_with_channels(x: Tensor, channels: int) -> Tensor:
+    """An uninitialised (B, channels, H, W) tensor in x's dtype, device and memory format."""
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return torch.empty((x.shape[0], channels, *x.shape[2:]), dtype=x.dtype, device=x.device, memory_format=fmt)
 
 
 class _Transition(nn.Sequential):
@@ -140,6 +186,7 @@ class DenseNet(nn.Module):
                 growth_rate=config.growth_rate,
                 drop_rate=config.drop_rate,
                 memory_efficient=config.memory_efficient,
+                efficient_impl=config.efficient_impl,
             )
             self.features.add_module(f"denseblock{i + 1}", block)
             num_features += num_layers * config.growth_rate
