@@ -1,12 +1,27 @@
-"""densenet-viz: the Streamlit entry point (a first model summary; the pages come with the app issue)."""
+"""densenet-viz: the Streamlit entry point: page config, the shared sidebar, and the list of pages."""
+
+from pathlib import Path
 
 import streamlit as st
 
-from densenet_viz import PRESET_TITLES, PRESETS, build_model, count_params
+from densenet_viz import ui
 
-st.set_page_config(page_title="densenet-viz", layout="wide")
-st.title("densenet-viz")
-name = st.selectbox("Model", list(PRESETS), format_func=PRESET_TITLES.get, key="preset")
-config = PRESETS[name]
-st.metric("Parameters", f"{count_params(config):,}")
-st.code(repr(build_model(config, device="meta")), language="text")
+st.set_page_config(page_title="densenet-viz", page_icon=":material/hub:", layout="wide")
+
+HERE = Path(__file__).parent
+# (script, title, icon), in teaching order; pages another issue delivers appear once their file exists.
+PAGES = [
+    ("pages/build.py", "Build", ":material/construction:"),
+    ("pages/connectivity.py", "Connectivity", ":material/hub:"),
+    ("pages/growth.py", "Channel growth", ":material/stacked_line_chart:"),
+    ("pages/memory.py", "Parameters & memory vs ResNet", ":material/memory:"),
+    ("pages/tradeoffs.py", "Trade-offs", ":material/balance:"),
+    ("pages/features.py", "Feature maps", ":material/grid_view:"),
+    ("pages/training.py", "Train & feature reuse", ":material/model_training:"),
+]
+
+navigation = st.navigation(
+    [st.Page(path, title=title, icon=icon) for path, title, icon in PAGES if (HERE / path).exists()]
+)
+ui.sidebar()
+navigation.run()

@@ -1,0 +1,47 @@
+"""Channel growth: the saw-tooth of channels along the network, spatial size, and the ResNet beside it."""
+
+import streamlit as st
+
+from densenet_viz import charts, series, ui
+from densenet_viz.densenet import DenseNet
+
+OVERLAY_KEY = "growth_overlay"
+
+state = ui.get_state()
+config, size = state.config, state.input_size
+ui.header(
+    "Channel growth",
+    state,
+    f"Each dense layer adds **k = {config.growth_rate}** channels to what its block carries, so the channels "
+    f"entering layer l of a block are k₀ + k(l−1); each transition compresses them by **θ = {config.compression:g}** "
+    "and halves the spatial size. The result is a saw-tooth.",
+)
+st.latex(
+    r"c_\ell = c_0 + k\,(\ell - 1) \qquad "
+    r"c_0^{(b+1)} = \left\lfloor \theta\,\bigl(c_0^{(b)} + k\,L_b\bigr)\right\rfloor"
+)
+
+others = [k for k in series.GROWTH_RATES if k != config.growth_rate]
+overlay = st.multiselect(
+    "Overlay other growth rates (same blocks, k₀ and θ)", others, key=OVERLAY_KEY, format_func=lambda k: f"k = {k}"
+)
+try:
+    channels = series.channel_series(config, size, [config.growth_rate, *overlay])
+except ValueError as exc:  # an overlaid k can make a transition compress to nothing
+    ui.stop_with_error(str(exc))
+ui.plot(charts.channel_growth_chart(channels, config.growth_rate, config.compression), key="channel_chart")
+
+spatial_col, resnet_col = st.columns(2)
+with spatial_col:
+    ui.plot(charts.spatial_size_chart(channels), key="spatial_chart")
+with resnet_col:
+    ui.plot(
+        charts.resnet_channel_chart(series.resnet_channel_series(state.baseline, size), state.baseline_title),
+        key="resnet_channel_chart",
+    )
+st.markdown(
+    f"The baseline **{state.baseline_title}** keeps its width inside a stage (addition needs equal shapes) and "
+    "doubles it when it halves the spatial size; the DenseNet grows by k inside each block and compresses at "
+    "the transitions."
+)
+ui.show_code(DenseNet.__init__, label="Show the code that sets the channel counts")

@@ -1,0 +1,77 @@
+"""Parameters & memory vs ResNet: side by side, per block, the quadratic-vs-linear chart, the measured trade."""
+
+import streamlit as st
+
+from densenet_viz import charts, ui
+from densenet_viz.densenet import _DenseLayer
+from densenet_viz.style import MACS_NOTE, format_bytes, mib_columns
+
+MEASURE_KEY = "measure_trade"
+
+state = ui.get_state()
+ui.header(
+    "Parameters & memory vs ResNet",
+    state,
+    "DenseNets reach ResNet accuracy with far fewer parameters, but concatenation keeps every feature map "
+    "alive for backward: training memory is where they pay. The memory-efficient mode recomputes the "
+    "concatenation in backward instead of storing it.",
+)
+try:
+    table = ui.comparison(state)
+    report = ui.analysis(state)
+except ValueError as exc:
+    ui.stop_with_error(str(exc))
+
+st.subheader("Side by side")
+st.dataframe(ui.comparison_display(table, state), hide_index=True, key="comparison_table")
+st.caption(f"Batch {state.batch_size}, {state.dtype_name}, {state.input_size}×{state.input_size}. {MACS_NOTE}.")
+with st.expander("What each memory figure means"):
+    for field, meaning in report.memory.labels.items():
+        st.markdown(f"- **{field.replace('_', ' ')}**: {meaning}")
+ui.plot(charts.comparison_bars(table, state.title, state.baseline_title), key="comparison_chart")
+
+st.subheader("Stage by stage")
+shown = mib_columns(report.blocks, [c for c in report.blocks.columns if c.endswith("_bytes")])
+st.dataframe(
+    shown,
+    hide_index=True,
+    column_config={
+        "params": st.column_config.NumberColumn(format="localized"),
+        "macs": st.column_config.NumberColumn("MACs (batch)", format="localized"),
+        **{c: st.column_config.NumberColumn(format="%.1f") for c in shown.columns if c.endswith("(MiB)")},
+    },
+    key="block_table",
+)
+ui.plot(charts.block_memory_chart(report.blocks), key="block_chart")
+
+st.subheader("Why plain training memory grows quadratically")
+growth = ui.block_memory_growth(state)
+ui.plot(
+    charts.memory_growth_chart(growth, f"Your first dense block (k = {state.config.growth_rate}) with more and more "
+                                       "layers: training memory"),
+    key="memory_growth_chart",
+)
+st.markdown(
+    "In plain mode layer ℓ stores its own concatenated input of k₀ + k(ℓ−1) channels for backward, so a block of "
+    "L layers stores about L²·k/2 channel maps: **quadratic**. The memory-efficient mode stores only the k new "
+    "maps per layer and recomputes the concatenation: **linear** in L, for some extra compute."
+)
+
+st.subheader("Measure the trade")
+st.markdown(
+    f"Train {state.title} for a few steps on **{state.device}**, plain and memory-efficient, and compare step time "
+    "and saved activations. This runs real models, so it happens only when you ask."
+)
+measured = ui.measured_trade(state, run=st.button("Measure the trade", key=MEASURE_KEY, type="primary"))
+if measured is not None:
+    left, right = st.columns([2, 3])
+    left.dataframe(
+        measured.assign(activation=[format_bytes(b) for b in measured["activation_bytes"]]).drop(
+            columns=["activation_bytes"]
+        ),
+        hide_index=True,
+        key="trade_table",
+    )
+    with right:
+        ui.plot(charts.trade_chart(measured), key="trade_chart")
+ui.show_code(_DenseLayer.bn_function, _DenseLayer.forward, label="Show the code the memory-efficient mode recomputes")

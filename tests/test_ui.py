@@ -1,0 +1,102 @@
+"""The shared sidebar: one config for every page, kept in step with the URL; lesson links; AppState."""
+
+import torch
+from apptest_helpers import new_app, open_page
+
+from densenet_viz import PRESETS
+from densenet_viz.ui import STATE_KEY, AppState, config_key
+
+
+def state(at) -> AppState:
+    return at.session_state[STATE_KEY]
+
+
+def test_defaults_build_densenet121_against_an_auto_matched_resnet():
+    at = new_app()
+    at.run()
+    s = state(at)
+    assert s.config == PRESETS["densenet121"]
+    assert (s.input_size, s.batch_size, s.dtype, s.device) == (224, 1, torch.float32, "cpu")
+    assert s.baseline_name == "resnet18"  # closest in parameters (REFERENCE.md: 11.7M vs 8.0M)
+    assert at.query_params == {"preset": "densenet121"}
+    keys = {w.key for w in at.sidebar.slider} | {w.key for w in at.sidebar.selectbox}
+    assert {"preset", "growth_rate", "compression", "dtype", "device", "baseline"} <= keys
+
+
+def test_changing_a_control_updates_the_config_the_preset_menu_and_the_url():
+    at = new_app()
+    at.run()
+    at.sidebar.slider(key="growth_rate").set_value(12).run()
+    assert state(at).config.growth_rate == 12
+    assert at.sidebar.selectbox(key="preset").value == "custom"
+    assert at.query_params == {"preset": "densenet121", "k": "12"}
+    at.sidebar.slider(key="growth_rate").set_value(32).run()
+    assert at.sidebar.selectbox(key="preset").value == "densenet121"  # back to the preset: it matches again
+    assert at.query_params == {"preset": "densenet121"}
+
+
+def test_choosing_a_preset_fills_every_model_control_and_its_input_size():
+    at = new_app()
+    at.run()
+    at.sidebar.selectbox(key="preset").set_value("densenet_40_12").run()
+    s = state(at)
+    assert s.config == PRESETS["densenet_40_12"]
+    assert s.input_size == 32
+    assert at.sidebar.toggle(key="bottleneck").value is False  # the plain DenseNet has no bottleneck
+    assert s.baseline.stem == "cifar"
+    assert at.query_params == {"preset": "densenet_40_12"}
+
+
+def test_the_run_controls_reach_the_state():
+    at = new_app()
+    at.run()
+    at.sidebar.number_input(key="batch_size").set_value(8).run()
+    at.sidebar.selectbox(key="dtype").set_value("bfloat16").run()
+    at.sidebar.toggle(key="memory_efficient").set_value(True).run()
+    at.sidebar.selectbox(key="baseline").set_value("auto-depth").run()
+    s = state(at)
+    assert (s.batch_size, s.dtype, s.config.memory_efficient, s.baseline_name) == (8, torch.bfloat16, True, "resnet101")
+    assert at.query_params["batch"] == "8" and at.query_params["dtype"] == "bfloat16"
+
+
+def test_a_link_reopens_the_same_model():
+    at = new_app({"preset": "densenet121", "k": "24", "blocks": "6-12-32", "batch": "4"})
+    at.run()
+    s = state(at)
+    assert (s.config.growth_rate, s.config.block_config, s.batch_size) == (24, (6, 12, 32), 4)
+    assert at.sidebar.text_input(key="block_config").value == "6, 12, 32"
+    assert not at.warning
+
+
+def test_a_lesson_link_shows_only_the_named_controls_and_keeps_the_rest_fixed():
+    at = new_app({"preset": "densenet_bc_100_12", "batch": "4", "show": "k"})
+    at.run()
+    assert [w.key for w in at.sidebar.slider] == ["growth_rate"]
+    assert not at.sidebar.selectbox and not at.sidebar.number_input and not at.sidebar.text_input
+    assert any("fixes" in c.value for c in at.sidebar.caption)
+    at.sidebar.slider(key="growth_rate").set_value(24).run()
+    s = state(at)
+    assert (s.config.growth_rate, s.config.block_config, s.batch_size) == (24, (16, 16, 16), 4)
+    assert at.query_params["show"] == "k" and at.query_params["k"] == "24"
+
+
+def test_the_share_box_offers_the_link_and_a_lesson_link():
+    at = new_app()
+    at.run()
+    at.sidebar.multiselect(key="lesson_controls").set_value(["growth_rate", "compression"]).run()
+    links = [c.value for c in at.sidebar.code]
+    assert links[0].endswith("?preset=densenet121")
+    assert links[1].endswith("?preset=densenet121&show=k,theta")
+
+
+def test_a_bad_link_warns_and_keeps_warning_until_a_setting_changes():
+    at = open_page("growth", {"k": "1e9", "zzz": "1"})
+    assert any("k='1e9'" in w.value and "zzz" in w.value for w in at.warning)
+    at.run()
+    assert at.warning  # still there on a rerun
+    at.sidebar.slider(key="growth_rate").set_value(16).run()
+    assert not at.warning
+
+
+def test_config_keys_are_equal_for_equal_configs():
+    assert config_key(PRESETS["densenet121"]) == config_key(PRESETS["densenet121"].__class__())
