@@ -37,6 +37,10 @@ BOTTLENECK_KEY = "bottleneck"  # the on/off toggle beside the bn_size slider
 LESSON_PICK_KEY = "lesson_controls"  # the share box's multiselect
 TRADE_KEY = "measured_trade"  # {config key: measured DataFrame}
 
+IMPL_TITLES = {
+    "checkpoint": "Checkpoint: recompute concat-BN-ReLU-Conv1×1 (torchvision)",
+    "recompute_bn": "Recompute concat-BN-ReLU only (no conv twice)",
+}
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
 
 
@@ -307,7 +311,7 @@ def _draw_controls(visible: frozenset[str]) -> None:
         sb.toggle(c["memory_efficient"].label, key="memory_efficient",
                   help="Recompute concat-BN-ReLU-Conv1x1 in backward instead of storing it.")
     if "efficient_impl" in visible and st.session_state.get("memory_efficient"):
-        sb.selectbox(c["efficient_impl"].label, us.EFFICIENT_IMPLS, key="efficient_impl")
+        sb.selectbox(c["efficient_impl"].label, us.EFFICIENT_IMPLS, key="efficient_impl", format_func=IMPL_TITLES.get)
     if "baseline" in visible:
         sb.header("Baseline")
         options = us.baseline_choices(st.session_state.get("stem", "imagenet"))

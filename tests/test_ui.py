@@ -59,6 +59,17 @@ def test_the_run_controls_reach_the_state():
     assert at.query_params["batch"] == "8" and at.query_params["dtype"] == "bfloat16"
 
 
+def test_the_memory_efficient_implementation_is_a_choice_when_the_config_offers_one():
+    at = new_app({"preset": "densenet_bc_100_12", "eff": "1", "impl": "recompute_bn"})
+    at.run()
+    assert not at.warning
+    assert state(at).config.memory_efficient and state(at).config.efficient_impl == "recompute_bn"
+    at.sidebar.selectbox(key="efficient_impl").set_value("checkpoint").run()
+    assert state(at).config.efficient_impl == "checkpoint"
+    at.sidebar.toggle(key="memory_efficient").set_value(False).run()
+    assert not [w for w in at.sidebar.selectbox if w.key == "efficient_impl"]  # only shown when it applies
+
+
 def test_a_link_reopens_the_same_model():
     at = new_app({"preset": "densenet121", "k": "24", "blocks": "6-12-32", "batch": "4"})
     at.run()
