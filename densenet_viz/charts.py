@@ -18,6 +18,7 @@ from .style import (
     FONT_FAMILY,
     HIGHLIGHT_COLOR,
     LEGEND_SIZE,
+    OKABE_ITO,
     PLAIN_COLOR,
     RESNET_COLOR,
     SERIES_COLORS,
@@ -26,6 +27,8 @@ from .style import (
 )
 
 MIB = 2**20  # charts show bytes in MiB (binary), with the unit in the axis title
+CURRENT_COLOR = OKABE_ITO["reddish_purple"]  # the sidebar's model in a sweep: unlike any line colour
+STAR = {"size": 18, "symbol": "star", "color": CURRENT_COLOR, "line": {"width": 1.5, "color": "#555555"}}
 KIND_NAMES = {"dense_layer": "dense layer", "transition": "transition", "norm": "final BN (to the classifier)"}
 
 
@@ -310,7 +313,8 @@ def sweep_chart(
         fig.add_trace(
             go.Scatter(
                 x=current[x], y=current[key] / scale, mode="markers", name="current config",
-                marker={"size": 16, "symbol": "star", "color": HIGHLIGHT_COLOR}, showlegend=col == 1,
+                marker=STAR,
+                showlegend=col == 1,
                 legendgroup="current",
             ),
             row=1,

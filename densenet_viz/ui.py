@@ -155,6 +155,22 @@ def comparison_display(table: pd.DataFrame, state: AppState) -> pd.DataFrame:
     )
 
 
+def trade_display(measured: pd.DataFrame) -> pd.DataFrame:
+    """The measured trade as table cells with units (peak memory only where the device reports it)."""
+    table = pd.DataFrame(
+        {
+            "mode": measured["mode"],
+            "median step (s)": measured["median_step_s"].round(3),
+            "saved activations": [format_bytes(b) for b in measured["activation_bytes"]],
+            "time ÷ plain": [format_ratio(r) for r in measured["time_ratio"]],
+            "memory ÷ plain": [format_ratio(r) for r in measured["memory_ratio"]],
+        }
+    )
+    if measured["peak_bytes"].notna().any():
+        table["peak (device)"] = [format_bytes(b) if pd.notna(b) else "–" for b in measured["peak_bytes"]]
+    return table
+
+
 def measured_trade(state: AppState, run: bool) -> pd.DataFrame | None:
     """The measured plain-vs-efficient trade for this state: run it now (with st.progress) if asked.
 
@@ -273,7 +289,8 @@ def _draw_controls(visible: frozenset[str]) -> None:
     """The widgets of the visible controls, in teaching order."""
     sb, c = st.sidebar, us.BY_NAME
     model = {"on_change": _on_model_change}
-    sb.header("Model")
+    if visible & {"preset", *us.MODEL_FIELDS}:
+        sb.header("Model")
     if "preset" in visible:
         options = [*us.densenet_presets(), us.CUSTOM]
         sb.selectbox(c["preset"].label, options, format_func=lambda n: PRESET_TITLES.get(n, "Custom"), key="preset",
@@ -298,7 +315,8 @@ def _draw_controls(visible: frozenset[str]) -> None:
                  format_func={"imagenet": "ImageNet (7×7/2 + pool)", "cifar": "CIFAR (3×3)"}.get, **model)
     if "num_classes" in visible:
         sb.number_input(c["num_classes"].label, 1, 10_000, step=1, key="num_classes", **model)
-    sb.header("Input and device")
+    if visible & {"input_size", "batch_size", "dtype", "device", "memory_efficient", "efficient_impl"}:
+        sb.header("Input and device")
     if "input_size" in visible:
         sb.number_input(c["input_size"].label, 8, 1024, step=8, key="input_size")
     if "batch_size" in visible:
@@ -348,7 +366,7 @@ def sidebar() -> AppState:
     _draw_controls(visible)
     if len(visible) < len(us.CONTROLS):
         fixed = [c.label for c in us.CONTROLS if c.name not in visible]
-        st.sidebar.caption(f"This lesson link fixes: {', '.join(fixed)}.")
+        st.sidebar.caption(f"Fixed by this lesson link: {', '.join(fixed)}.")
     try:
         settings = _read_settings(ss[SETTINGS_KEY])
         config = us.config_from_settings(settings)

@@ -4,7 +4,7 @@ import streamlit as st
 
 from densenet_viz import charts, ui
 from densenet_viz.densenet import _DenseLayer
-from densenet_viz.style import MACS_NOTE, format_bytes, mib_columns
+from densenet_viz.style import MACS_NOTE, mib_columns
 
 MEASURE_KEY = "measure_trade"
 
@@ -64,14 +64,10 @@ st.markdown(
 )
 measured = ui.measured_trade(state, run=st.button("Measure the trade", key=MEASURE_KEY, type="primary"))
 if measured is not None:
-    left, right = st.columns([2, 3])
-    left.dataframe(
-        measured.assign(activation=[format_bytes(b) for b in measured["activation_bytes"]]).drop(
-            columns=["activation_bytes"]
-        ),
-        hide_index=True,
-        key="trade_table",
+    st.dataframe(ui.trade_display(measured), hide_index=True, key="trade_table")
+    ui.plot(charts.trade_chart(measured), key="trade_chart")
+    st.caption(
+        "On a CPU step times swing with page faults and other work on the machine; compare the modes measured "
+        "together in one run, as here, rather than numbers from separate runs."
     )
-    with right:
-        ui.plot(charts.trade_chart(measured), key="trade_chart")
 ui.show_code(_DenseLayer.bn_function, _DenseLayer.forward, label="Show the code the memory-efficient mode recomputes")

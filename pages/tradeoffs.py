@@ -13,7 +13,7 @@ ui.header(
     "Trade-offs",
     state,
     "How parameters, compute and training memory move when you change one knob and keep the rest. "
-    "The red star is the sidebar's model; the ResNets of the same family are reference points.",
+    "The star is the sidebar's model; the ResNets of the same family are reference points.",
 )
 with st.spinner("Sweeping configurations (cached after the first time)…"):
     try:

@@ -130,6 +130,9 @@ def test_memory_page_measures_the_trade_on_request():
     assert not at.exception and not at.error, [e.value for e in at.error]
     ratios = plotly(at, "trade_chart")
     assert values(ratios["data"][0]["x"])[0] == "plain"
+    table = at.dataframe[-1].value.set_index("mode")
+    assert table.loc["plain", "time ÷ plain"] == "1.00×" and table.loc["plain", "memory ÷ plain"] == "1.00×"
+    assert table.loc["checkpoint", "saved activations"].endswith("iB")
 
 
 def test_tradeoffs_sweeps_and_the_largest_batch_follow_the_budget():

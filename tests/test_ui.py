@@ -84,7 +84,8 @@ def test_a_lesson_link_shows_only_the_named_controls_and_keeps_the_rest_fixed():
     at.run()
     assert [w.key for w in at.sidebar.slider] == ["growth_rate"]
     assert not at.sidebar.selectbox and not at.sidebar.number_input and not at.sidebar.text_input
-    assert any("fixes" in c.value for c in at.sidebar.caption)
+    assert any("Fixed by this lesson link" in c.value for c in at.sidebar.caption)
+    assert [h.value for h in at.sidebar.header] == ["Model"]  # no empty "Input and device" section
     at.sidebar.slider(key="growth_rate").set_value(24).run()
     s = state(at)
     assert (s.config.growth_rate, s.config.block_config, s.batch_size) == (24, (16, 16, 16), 4)
