@@ -14,10 +14,12 @@ the closed form gives exactly the measured bytes, on real CPU tensors and on the
   counts once. The input batch counts (the first convolution saves it) and so do batch norm's running
   statistics and batch statistics, which autograd saves too: the small per-channel constant that
   makes the figure linear in the batch size *plus* a constant.
-* **Training, memory-efficient** (`train_efficient_bytes`): the same with `memory_efficient=True`,
-  where `torch.utils.checkpoint` (non-reentrant) wraps each dense layer's concat-BN-ReLU-Conv1x1:
-  the checkpoint saves only the layer's inputs (shared with the block, so counted once per block)
-  and recomputes the rest in backward. A ResNet has no such mode; its two figures are equal.
+* **Training, memory-efficient** (`train_efficient_bytes`): the same with `memory_efficient=True`, in
+  the config's `efficient_impl`. "checkpoint" (torchvision's, the default, the figure REFERENCE.md
+  quotes) wraps each dense layer's concat-BN-ReLU-Conv1x1 in non-reentrant `torch.utils.checkpoint`,
+  which saves only the layer's inputs (shared with the block, so counted once per block) and
+  recomputes the rest in backward. "recompute_bn" (efficient.py, Pleiss et al.) keeps the inputs, the
+  batch statistics and the 1x1 convolution's output. A ResNet has no such mode; its figures are equal.
 * **Inference** (`inference_bytes`): the peak, over one eval-mode `torch.no_grad()` forward pass, of
   the bytes of the distinct storages of the live tensors that PyTorch functions have returned, the
   input batch included (the caller holds it), weights and buffers left out. It is read just after
@@ -47,7 +49,7 @@ import math
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -81,8 +83,8 @@ MEMORY_LABELS: dict[str, str] = {
         "(weights not included)."
     ),
     "train_efficient_bytes": (
-        "Training, memory-efficient: the same when each dense layer's concat-BN-ReLU-Conv1x1 is recomputed "
-        "in backward instead of kept (checkpointing); equal to plain for a ResNet."
+        "Training, memory-efficient: the same when each dense layer recomputes its concatenation and "
+        "batch norm in backward instead of keeping them; equal to plain for a ResNet."
     ),
     "weight_bytes": "Weights: the parameters themselves (parameters x bytes per number); gradients need as much again.",
     "buffer_bytes": "Buffers: batch norm's running averages, kept with the weights (training also saves them).",
@@ -196,9 +198,10 @@ class _Saved:
             self.seen.add(key)
             self.by_unit[self.unit][0] += per_sample
 
-    def bn_stats(self, channels: int, itemsize: int) -> None:
-        # Training BN saves running mean/var (buffers) and the batch mean/invstd: 4 vectors per channel.
-        self.by_unit[self.unit][1] += 4 * channels * itemsize
+    def bn_stats(self, channels: int, itemsize: int, running: bool = True) -> None:
+        # Training BN saves running mean/var (buffers) and the batch mean/invstd: 4 vectors per channel;
+        # efficient.cat_bn_relu_conv keeps only the batch mean/invstd.
+        self.by_unit[self.unit][1] += (4 if running else 2) * channels * itemsize
         self.bn_layers += 1
         self.bn_channels += channels
 
@@ -331,16 +334,25 @@ def _save_dense_block(
     for s in layers:
         acc.enter(s.path)
         if efficient:
-            for key, nbytes in features:  # the checkpoint keeps only the layer's inputs
+            # Both implementations keep the layer's inputs (shared with the block, so once per block).
+            for key, nbytes in features:
                 acc.save(key, nbytes)
+        if efficient and c.efficient_impl == "recompute_bn":
+            # efficient.cat_bn_relu_conv keeps the inputs and the batch mean and invstd of each BN it
+            # wraps; in a bottleneck layer it wraps BN2-ReLU-Conv3x3 too, whose input is conv1's output.
+            acc.bn_stats(s.in_channels, size, running=False)
+            if inter:
+                acc.save(f"{s.path}.conv1", inter * plane)
+                acc.bn_stats(inter, size, running=False)
         else:
-            acc.save(f"{s.path}.cat", s.in_channels * plane)  # norm1 keeps the concatenation
-            acc.bn_stats(s.in_channels, size)
-            acc.save(f"{s.path}.norm1", s.in_channels * plane)  # relu1 (in place) keeps it; conv1 reads it
-        if inter:
-            acc.save(f"{s.path}.conv1", inter * plane)  # norm2 keeps the bottleneck's output
-            acc.bn_stats(inter, size)
-            acc.save(f"{s.path}.norm2", inter * plane)  # relu2 (in place) keeps it; conv2 reads it
+            if not efficient:  # (checkpointing keeps nothing of concat-norm1-relu1-conv1)
+                acc.save(f"{s.path}.cat", s.in_channels * plane)  # norm1 keeps the concatenation
+                acc.bn_stats(s.in_channels, size)
+                acc.save(f"{s.path}.norm1", s.in_channels * plane)  # relu1 (in place) keeps it; conv1 reads it
+            if inter:
+                acc.save(f"{s.path}.conv1", inter * plane)  # norm2 keeps the bottleneck's output
+                acc.bn_stats(inter, size)
+                acc.save(f"{s.path}.norm2", inter * plane)  # relu2 (in place) keeps it; conv2 reads it
         if c.drop_rate > 0:
             acc.save(f"{s.path}.dropout", k * plane)  # the scaled keep-mask (CPU: activation dtype)
         features.append((s.path, k * plane))
@@ -382,39 +394,10 @@ def _densenet_saved(c: DenseNetConfig, parts: _DenseParts, hw: tuple[int, int], 
     return acc
 
 
-def _blocks_fill_a_buffer() -> bool:
-    """Whether _DenseBlock's no-grad forward writes into one preallocated buffer (else it concatenates a list)."""
-    from .densenet import _DenseBlock
-
-    return hasattr(_DenseBlock, "forward_into_buffer")
-
-
-def _inference_block_concat(live: _Live, c: DenseNetConfig, layers: tuple[LayerSpec, ...], plane: int) -> int:
-    """_DenseBlock.forward_concat without grad: every layer concatenates the growing list again."""
-    k, inter = c.growth_rate, c.bn_size * c.growth_rate
-    features = []
-    for s in layers:
-        # bn_function's locals: the concatenation, norm1's output and conv1's output live together.
-        cat = live.alloc(s.in_channels * plane)
-        norm1 = live.alloc(s.in_channels * plane)
-        new = live.alloc((inter or k) * plane)
-        live.free(cat, norm1)
-        if inter:
-            norm2 = live.alloc(inter * plane)
-            conv2 = live.alloc(k * plane)
-            live.free(new, norm2)
-            new = conv2
-        features.append(new)  # eval-mode dropout returns its input
-    out = live.alloc((layers[-1].in_channels + k) * plane)  # the block's torch.cat
-    live.free(*features)
-    return out
-
-
-def _inference_block_into_buffer(live: _Live, c: DenseNetConfig, layers: tuple[LayerSpec, ...], plane: int) -> int:
-    """_DenseBlock.forward_into_buffer: layers read views of one buffer and write their maps after them."""
+def _inference_block(live: _Live, c: DenseNetConfig, layers: tuple[LayerSpec, ...], plane: int) -> int:
+    """_DenseBlock without grad (forward_into_buffer): layers read views of one buffer and write after them."""
     k, inter = c.growth_rate, c.bn_size * c.growth_rate
     buffer = live.alloc((layers[-1].in_channels + k) * plane)
-    previous = 0  # `new_features` keeps the last layer's output until the next layer returns
     for s in layers:
         norm1 = live.alloc(s.in_channels * plane)  # the concatenation is a view of the buffer: no copy
         new = live.alloc((inter or k) * plane)
@@ -424,9 +407,7 @@ def _inference_block_into_buffer(live: _Live, c: DenseNetConfig, layers: tuple[L
             conv2 = live.alloc(k * plane)
             live.free(new, norm2)
             new = conv2
-        live.free(previous)
-        previous = new
-    live.free(previous)
+        live.free(new)  # copied into the buffer and dropped
     return buffer
 
 
@@ -447,8 +428,7 @@ def _densenet_inference(c: DenseNetConfig, parts: _DenseParts, hw: tuple[int, in
         out = live.alloc(c0 * stem.height * stem.width * size)
     for layers, transition in parts.blocks:
         plane = layers[0].height * layers[0].width * size
-        run_block = _inference_block_into_buffer if _blocks_fill_a_buffer() else _inference_block_concat
-        block_out = run_block(live, c, layers, plane)
+        block_out = _inference_block(live, c, layers, plane)
         live.free(out)  # the outer nn.Sequential drops the block's input once the block returns
         out = block_out
         if transition is not None:
@@ -793,11 +773,13 @@ def memory_growth(
     input_size: int | tuple[int, int] = 32,
     batch_size: int = 16,
     dtype: torch.dtype | str = torch.float32,
+    efficient_impl: str = "checkpoint",
 ) -> pd.DataFrame:
     """Training bytes of one dense block of L = 1..max_layers layers, plain (quadratic) and memory-efficient (linear).
 
     The block is measured as in Pleiss et al. (2017): its input requires grad (it comes from earlier
-    layers), so the checkpointed layers keep it, and nothing after the block is counted.
+    layers), so the memory-efficient layers keep it, and nothing after the block is counted.
+    efficient_impl chooses the memory-efficient implementation, as in DenseNetConfig.
     """
     _check_int("growth_rate", growth_rate, 1, 512)
     _check_int("in_channels", in_channels, 1, 4096)
@@ -811,6 +793,7 @@ def memory_growth(
         num_init_features=in_channels,
         bn_size=bn_size,
         stem="cifar",
+        efficient_impl=efficient_impl,  # validated by the config
     )
     layers = tuple(
         LayerSpec(f"denselayer{i}", "dense_layer", 1, i, in_channels + (i - 1) * growth_rate, growth_rate, h, w)
@@ -841,10 +824,7 @@ def _mode_config(config: DenseNetConfig | ResNetConfig, mode: str) -> DenseNetCo
     """The config whose model runs in a mode: memory_efficient on only for 'train_efficient'."""
     if not isinstance(config, DenseNetConfig):
         return config
-    changes: dict[str, Any] = {"memory_efficient": mode == "train_efficient"}
-    if "efficient_impl" in {f.name for f in fields(config)}:
-        changes["efficient_impl"] = "checkpoint"  # the analysis models torchvision's checkpointing
-    return replace(config, **changes)
+    return replace(config, memory_efficient=mode == "train_efficient")
 
 
 def _measurement_model(

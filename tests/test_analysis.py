@@ -49,12 +49,15 @@ REFERENCE = {
 }
 
 # Small networks that exercise every branch of the closed form: both stems, with and without the
-# bottleneck, dropout, compression 1, odd and non-square sizes, each ResNet block and shortcut.
+# bottleneck, dropout, compression 1, odd and non-square sizes, both memory-efficient implementations,
+# each ResNet block and shortcut.
 SMALL = [
     (DenseNetConfig(4, (2, 3), 8, num_classes=5, stem="cifar"), 9),
     (DenseNetConfig(4, (2, 3), 8, bn_size=0, compression=1.0, num_classes=5, stem="cifar", drop_rate=0.2), (7, 10)),
     (DenseNetConfig(3, (1, 2, 2), 6, bn_size=2, num_classes=4, drop_rate=0.3), (37, 29)),
     (DenseNetConfig(4, (2, 2), 8, bn_size=0, num_classes=3, in_channels=1), 33),
+    (DenseNetConfig(4, (2, 3), 8, num_classes=5, stem="cifar", drop_rate=0.2, efficient_impl="recompute_bn"), 9),
+    (DenseNetConfig(3, (2, 2), 6, bn_size=0, num_classes=4, efficient_impl="recompute_bn"), (35, 33)),
     (ResNetConfig("basic", (2, 2), (8, 16), stem="cifar", shortcut="zero_pad", num_classes=3), 9),
     (ResNetConfig("basic", (1, 2), (8, 8), stem="cifar", shortcut="zero_pad", num_classes=3), 9),
     (ResNetConfig("basic", (2, 1), (8, 16), num_classes=3), 35),
@@ -120,12 +123,12 @@ def test_memory_growth_is_quadratic_plain_and_linear_efficient():
     assert (growth["plain_bytes"] > growth["efficient_bytes"]).all()
 
 
-@pytest.mark.parametrize("efficient", [False, True])
-def test_memory_growth_equals_a_measured_block(efficient):
-    growth = memory_growth(growth_rate=4, in_channels=6, bn_size=2, max_layers=4, input_size=(5, 7), batch_size=3)
+@pytest.mark.parametrize(("efficient", "impl"), [(False, "checkpoint"), (True, "checkpoint"), (True, "recompute_bn")])
+def test_memory_growth_equals_a_measured_block(efficient, impl):
+    growth = memory_growth(4, 6, 2, max_layers=4, input_size=(5, 7), batch_size=3, efficient_impl=impl)
     column = "efficient_bytes" if efficient else "plain_bytes"
     for layers in (1, 2, 4):
-        block = _DenseBlock(layers, 6, bn_size=2, growth_rate=4, drop_rate=0.0, memory_efficient=efficient)
+        block = _DenseBlock(layers, 6, 2, 4, drop_rate=0.0, memory_efficient=efficient, efficient_impl=impl)
         x = torch.randn(3, 6, 5, 7, requires_grad=True)  # as inside a network: the block input has a history
         params = {p.untyped_storage()._cdata for p in block.parameters()}
         seen: dict[int, int] = {}
@@ -177,7 +180,9 @@ def test_training_bytes_per_row_equal_the_measurement(config, size):
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
-@pytest.mark.parametrize(("config", "size"), [SMALL[1], SMALL[2], SMALL[7]], ids=["dense-plain", "dense", "resnet"])
+@pytest.mark.parametrize(
+    ("config", "size"), [SMALL[1], SMALL[2], SMALL[4], SMALL[9]], ids=["dense-plain", "dense", "recompute", "resnet"]
+)
 def test_memory_in_other_dtypes_equals_cpu_measurement(config, size, dtype):
     # On meta (and CUDA) half-precision batch norm keeps float32 statistics; CPU keeps them in the input dtype.
     assert measured(config, size, 2, dtype) == closed_form(analyze(config, size, 2, dtype))
@@ -201,6 +206,7 @@ def _small_densenet():
         stem=st.sampled_from(["cifar", "imagenet"]),
         in_channels=st.integers(1, 3),
         num_classes=st.integers(1, 7),
+        efficient_impl=st.sampled_from(["checkpoint", "recompute_bn"]),
     )
 
 
