@@ -104,6 +104,7 @@ class _DenseBlock(nn.ModuleDict):
         efficient_impl: str = "checkpoint",
     ) -> None:
         super().__init__()
+        self.growth_rate = growth_rate
         for i in range(num_layers):
             c = num_input_features + i * growth_rate
             layer = _DenseLayer(c, growth_rate, bn_size, drop_rate, memory_efficient, efficient_impl)
@@ -126,21 +127,16 @@ class _DenseBlock(nn.ModuleDict):
         """Inference without re-concatenation: one buffer, each layer reading a view of its first c channels."""
         # Concatenating a growing list copies O(L²) channels; with no graph to keep for backward, each
         # layer can instead write its k new maps into the buffer right after the ones it read.
-        c = init_features.shape[1]
-        buffer = _empty_like_with_channels(init_features, c + sum(_new_channels(layer) for layer in self.values()))
+        c, k = init_features.shape[1], self.growth_rate
+        buffer = _empty_with_channels(init_features, c + len(self) * k)  # (B, c_in + L*k, H, W)
         buffer[:, :c] = init_features
         for layer in self.values():
-            new_features = layer(buffer[:, :c])  # reads (B, c, H, W), a view; returns (B, k, H, W)
-            buffer[:, c : c + new_features.shape[1]] = new_features
-            c += new_features.shape[1]
-        return buffer  # (B, c_in + L*k, H, W)
+            buffer[:, c : c + k] = layer(buffer[:, :c])  # reads a (B, c, H, W) view, writes (B, k, H, W)
+            c += k
+        return buffer
 
 
-def _new_channels(layer: _DenseLayer) -> int:
-    return (layer.conv2 if layer.bottleneck else layer.conv1).out_channels
-
-
-def _empty_like_with_channels(x: Tensor, channels: int) -> Tensor:
+def _empty_with_channels(x: Tensor, channels: int) -> Tensor:
     """An uninitialised (B, channels, H, W) tensor in x's dtype, device and memory format."""
     channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
     fmt = torch.channels_last if channels_last else torch.contiguous_format

@@ -42,6 +42,18 @@ def test_outputs_gradients_and_running_stats_equal_plain_mode(bn_size, momentum)
             torch.testing.assert_close(b1, b2, msg=f"step {step}: {name}")
 
 
+def test_dropout_draws_the_same_masks_as_plain_mode():
+    plain, efficient = _pair(replace(SMALL, drop_rate=0.3))
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    grads = []
+    for model in (plain, efficient):
+        torch.manual_seed(1)
+        xi = x.clone().requires_grad_()
+        model(xi).square().sum().backward()
+        grads.append(xi.grad)
+    torch.testing.assert_close(grads[0], grads[1])
+
+
 def test_running_stats_are_updated_exactly_once_per_forward():
     _, efficient = _pair(SMALL)
     efficient(torch.randn(2, 3, 8, 8, dtype=torch.float64)).sum().backward()
