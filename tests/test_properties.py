@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from densenet_viz import DenseNetConfig, ResNetConfig, build_model, count_params
+from densenet_viz.analysis import analyze
 from densenet_viz.plan import layer_plan
 
 FIELDS = (
@@ -113,12 +114,14 @@ def real_shapes(model: torch.nn.Module, x: torch.Tensor, paths: list[str]) -> di
     return shapes
 
 
-def _analysis():
-    try:
-        from densenet_viz.analysis import analyze
-    except ImportError:
-        return None
-    return analyze
+def real_macs(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """Multiply-accumulates of one forward pass, counted by PyTorch's FLOP counter (FLOPs / 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(x)
+    return counter.get_total_flops() // 2
 
 
 _counts = {"configs": 0, "invalid": 0, "built": 0}
@@ -142,6 +145,8 @@ def _check_config(kwargs: dict, input_size: int, batch: int) -> None:
         plan = layer_plan(config, input_size)
     except ValueError as exc:
         assert "input" in str(exc), str(exc)
+        with pytest.raises(ValueError, match="input"):
+            analyze(config, input_size=input_size, batch_size=batch, dtype=torch.float32)
         # The analysis refuses what the real network cannot run: a forward pass must fail too.
         with pytest.raises(RuntimeError):
             build_model(config).eval()(torch.zeros(batch, config.in_channels, input_size, input_size))
@@ -166,30 +171,26 @@ def _check_config(kwargs: dict, input_size: int, batch: int) -> None:
         assert shapes[path] == expected, f"{spec.path}: real {shapes[path]} vs plan {expected}"
     assert torch.isfinite(model(x)).all()
 
-    analyze = _analysis()
-    if analyze is not None:
-        report = analyze(config, input_size=input_size, batch_size=batch, dtype=torch.float32)
-        assert report.params == params
-        _check_table(report.table, shapes, batch)
+    report = analyze(config, input_size=input_size, batch_size=batch, dtype=torch.float32)
+    assert report.params == params
+    assert report.macs == real_macs(model, x)
+    _check_table(model, report.table, shapes, config)
 
 
-def _check_table(table, shapes: dict[str, tuple[int, ...]], batch: int) -> None:
-    """The analysis table's output shape of every module it lists equals the real one (where we hooked it)."""
-    columns = set(table.columns)
-    path_col = next((c for c in ("path", "module", "name") if c in columns), None)
-    if path_col is None:
-        return
+def _check_table(model: torch.nn.Module, table, shapes: dict[str, tuple[int, ...]], config: DenseNetConfig) -> None:
+    """Every row of the analysis table: the real module's output shape and parameter count."""
+    modules = dict(model.named_modules())
+    stem = "features.pool0" if config.stem == "imagenet" else "features.conv0"
     for row in table.to_dict("records"):
-        path = row[path_col]
-        if path not in shapes:
-            continue
-        real = shapes[path]
-        if "out_channels" in columns and len(real) == 4:
-            assert real[1] == row["out_channels"], f"{path}: {real} vs {row}"
-        for hc, wc in (("out_height", "out_width"), ("height", "width")):
-            if hc in columns and wc in columns and len(real) == 4:
-                assert (real[2], real[3]) == (row[hc], row[wc]), f"{path}: {real} vs {row}"
-                break
+        path = row["path"]
+        real = shapes[stem if row["kind"] == "stem" else path]
+        assert row["output_shape"] == "x".join(map(str, real)), f"{path}: real {real} vs analysis {row}"
+        if row["kind"] == "stem":
+            real_params = sum(p.numel() for n, p in model.features.named_parameters() if n.split(".")[0].endswith("0"))
+        else:
+            real_params = sum(p.numel() for p in modules[path].parameters())
+        assert row["params"] == real_params, f"{path}: real {real_params} params vs analysis {row['params']}"
+    assert table["params"].sum() == sum(p.numel() for p in model.parameters())
 
 
 HYP = settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

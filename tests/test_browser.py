@@ -1,0 +1,312 @@
+"""End to end in a real browser: `streamlit run app.py` driven through Debian's Chromium with Playwright.
+
+Every page of the navigation is opened from the sidebar, the growth rate and a block's layer count are
+changed through the real widgets, and the tests check what a student would see: charts drawn as SVG,
+numbers that equal an independent count for the new model, a shared link that reopens its model, and
+no Streamlit exception box anywhere. Screenshots of every page go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from conftest import ROOT, record
+
+from densenet_viz import PRESETS, DenseNetConfig, count_params
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+# The pages app.py lists (title by script), in its order; a page whose file is missing is not served.
+_APP = (ROOT / "app.py").read_text()
+PAGES = [
+    (script, title)
+    for script, title in re.findall(r'\("(pages/\w+\.py)",\s*"([^"]+)"', _APP)
+    if (ROOT / script).exists()
+]
+RUN_TIMEOUT_MS = 120_000  # one script run on a loaded 2-core machine (the first one imports torch)
+
+EXCEPTION = '[data-testid="stException"]'
+PLOTLY = '[data-testid="stPlotlyChart"]'
+GRAPHVIZ = '[data-testid="stGraphVizChart"]'
+
+
+def settle(page, timeout_ms: int = RUN_TIMEOUT_MS) -> None:
+    """Wait until the app's script run has finished (checked twice: a rerun may start right after)."""
+    for _ in range(2):
+        page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_ms)
+        page.wait_for_timeout(400)
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_ms)
+
+
+def open_url(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector('[data-testid="stApp"]', timeout=RUN_TIMEOUT_MS)
+    page.wait_for_selector('[data-testid="stSidebarNavLink"]', timeout=RUN_TIMEOUT_MS)
+    settle(page)
+
+
+def no_exception(page, where: str) -> None:
+    boxes = page.locator(EXCEPTION)
+    if boxes.count():
+        pytest.fail(f"{where}: Streamlit exception box:\n{boxes.first.inner_text()[:3000]}")
+
+
+def metric(page, label: str) -> str:
+    """The value text of the st.metric with this label."""
+    box = page.locator('[data-testid="stMetric"]').filter(
+        has=page.locator('[data-testid="stMetricLabel"]', has_text=label)
+    )
+    return box.first.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+def wait_for_metric(page, label: str, expected: str, timeout_ms: int = RUN_TIMEOUT_MS) -> None:
+    """Wait until the metric shows `expected` (the app reruns after a widget change)."""
+    try:
+        page.wait_for_function(
+            """([label, expected]) => [...document.querySelectorAll('[data-testid="stMetric"]')].some(m =>
+                   m.querySelector('[data-testid="stMetricLabel"]')?.innerText.trim() === label &&
+                   m.querySelector('[data-testid="stMetricValue"]')?.innerText.trim() === expected)""",
+            arg=[label, expected],
+            timeout=timeout_ms,
+        )
+    except Exception:
+        no_exception(page, f"waiting for {label} = {expected}")
+        pytest.fail(f"{label} shows {metric(page, label)!r}, expected {expected!r}")
+    settle(page)
+
+
+def set_slider(page, key: str, value: int) -> None:
+    """Move the slider with widget key `key` to `value` as a user would: click the track near the value, then
+    step with the arrow keys, one key per script run (faster presses race the reruns: see the README)."""
+    thumb = page.locator(f'.st-key-{key} input[type="range"]')
+    low, high = int(thumb.get_attribute("min")), int(thumb.get_attribute("max"))
+    track = page.locator(f'.st-key-{key} [data-testid="stSlider"] div[style*="touch-action"]').first
+    box = track.bounding_box()
+    x = box["x"] + box["width"] * (value - low) / (high - low)
+    page.mouse.click(x, box["y"] + box["height"] / 2)
+    settle(page)
+    for _ in range(10):
+        now = int(thumb.input_value())
+        if now == value:
+            break
+        thumb.focus()
+        thumb.press("ArrowRight" if now < value else "ArrowLeft")
+        settle(page)
+    assert thumb.input_value() == str(value)
+
+
+def set_text(page, key: str, text: str) -> None:
+    box = page.locator(f".st-key-{key} input")
+    box.fill(text)
+    box.press("Enter")
+
+
+def charts_drawn(page, where: str) -> dict[str, int]:
+    """Every plotly chart on the page has drawn its SVG and every graphviz chart its svg; returns the counts."""
+    n_plotly, n_graphviz = page.locator(PLOTLY).count(), page.locator(GRAPHVIZ).count()
+    for i in range(n_plotly):
+        chart = page.locator(PLOTLY).nth(i)
+        chart.scroll_into_view_if_needed()
+        chart.locator(".js-plotly-plot svg.main-svg").first.wait_for(state="attached", timeout=30_000)
+        assert chart.locator(".js-plotly-plot .plot-container").count() == 1, f"{where}: plotly chart {i} not drawn"
+    for i in range(n_graphviz):
+        chart = page.locator(GRAPHVIZ).nth(i)
+        chart.scroll_into_view_if_needed()
+        chart.locator("svg").first.wait_for(state="attached", timeout=30_000)
+        assert chart.locator("svg g.node").count() > 0, f"{where}: graphviz chart {i} has no nodes"
+    return {"plotly": n_plotly, "graphviz": n_graphviz}
+
+
+def screenshot(page, artifacts: Path, name: str) -> None:
+    """The whole page: Streamlit scrolls inside its main section, so grow the viewport to its height first."""
+    size = page.viewport_size
+    height = page.evaluate(
+        """() => Math.max(...[...document.querySelectorAll('[data-testid="stMain"], section, div')]
+                            .map(e => e.scrollHeight))"""
+    )
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(height + 40, 12_000))})
+    page.wait_for_timeout(500)  # plotly re-lays out on resize
+    page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
+    page.set_viewport_size(size)
+
+
+def nav_links(page) -> list[tuple[str, str]]:
+    return page.eval_on_selector_all(
+        '[data-testid="stSidebarNavLink"]', "els => els.map(e => [e.href, e.innerText.split('\\n').pop().trim()])"
+    )
+
+
+def open_page(page, title: str) -> None:
+    """Click the sidebar navigation link titled `title` and wait for the page's run to finish."""
+    link = page.locator('[data-testid="stSidebarNavLink"]').filter(has_text=title).first
+    link.click()
+    page.wait_for_function(
+        "t => [...document.querySelectorAll('h1')].length > 0 && "
+        'document.querySelector(\'[data-testid="stSidebarNavLink"][aria-current="page"]\')?.innerText.includes(t)',
+        arg=title,
+        timeout=RUN_TIMEOUT_MS,
+    )
+    settle(page)
+
+
+def slug(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+
+
+DEFAULT = PRESETS["densenet121"]
+
+
+@pytest.fixture(scope="module")
+def nav(browser_context, app_url) -> dict[str, str]:
+    """The sidebar navigation of the served app: {page title: URL}, read from the links themselves."""
+    page = browser_context.new_page()
+    try:
+        open_url(page, app_url)
+        return dict((title, href) for href, title in nav_links(page))
+    finally:
+        page.close()
+
+
+def test_the_navigation_lists_every_page(nav):
+    assert list(nav) == [t for _, t in PAGES]
+    assert len(nav) == len(PAGES) >= 5
+
+
+@pytest.mark.parametrize(("script", "title"), PAGES, ids=[Path(s).stem for s, _ in PAGES])
+def test_every_page_draws_without_an_exception(page, nav, artifacts, script, title):
+    open_url(page, nav[title])
+    current = page.locator('[data-testid="stSidebarNavLink"][aria-current="page"]').inner_text()
+    assert title in current
+    if script == "pages/training.py":  # train for real (a few seconds on digits) so its charts exist
+        page.locator(".st-key-train_start button").click()
+        page.locator(".st-key-train_curves").wait_for(timeout=RUN_TIMEOUT_MS)
+        settle(page)
+    no_exception(page, title)
+    counts = charts_drawn(page, title)
+    screenshot(page, artifacts, f"page-{slug(title)}")
+    assert page.locator("h1").count() >= 1
+    expected = {
+        "pages/connectivity.py": ("graphviz", 2),
+        "pages/growth.py": ("plotly", 2),
+        "pages/memory.py": ("plotly", 2),
+        "pages/tradeoffs.py": ("plotly", 1),
+        "pages/features.py": ("plotly", 1),
+        "pages/training.py": ("plotly", 2),
+    }
+    if script in expected:
+        kind, at_least = expected[script]
+        assert counts[kind] >= at_least, f"{title}: {counts}"
+    if script == "pages/build.py":
+        assert metric(page, "Parameters") == f"{count_params(DEFAULT):,}"
+    if script == "pages/features.py":
+        image = page.locator('[data-testid="stImage"] img').first
+        image.wait_for(timeout=30_000)
+        assert image.evaluate("img => img.complete && img.naturalWidth > 0")
+    record(f"browser_page_{Path(script).stem}", counts)
+
+
+def test_growth_rate_and_layers_change_what_every_page_shows(page, app_url, artifacts):
+    open_url(page, app_url)
+    wait_for_metric(page, "Parameters", f"{count_params(DEFAULT):,}")
+
+    # Growth rate k: 32 -> 12 with the slider's keyboard handling.
+    set_slider(page, "growth_rate", 12)
+    k12 = replace(DEFAULT, growth_rate=12)
+    wait_for_metric(page, "Parameters", f"{count_params(k12):,}")
+    no_exception(page, "after k = 12")
+
+    # Layers in block 3: 24 -> 4 by typing in the blocks box.
+    set_text(page, "block_config", "6, 12, 4, 16")
+    changed = replace(k12, block_config=(6, 12, 4, 16))
+    wait_for_metric(page, "Parameters", f"{count_params(changed):,}")
+    no_exception(page, "after blocks 6, 12, 4, 16")
+    screenshot(page, artifacts, "changed-build")
+
+    # The URL now carries the model, so the link can be shared.
+    query = parse_qs(urlparse(page.url).query)
+    assert query.get("k") == ["12"] and query.get("blocks") == ["6-12-4-16"], page.url
+
+    # Channel growth: the saw-tooth ends at the new model's final width, +12 per layer.
+    open_page(page, "Channel growth")
+    no_exception(page, "Channel growth after the change")
+    charts_drawn(page, "Channel growth")
+    ys = page.locator(".st-key-channel_chart .js-plotly-plot").evaluate(
+        "gd => Array.from(gd._fullData.find(t => t.name.includes('current')).y)"
+    )
+    assert ys[-1] == changed.num_features
+    assert ys[1] - ys[0] == 12
+    screenshot(page, artifacts, "changed-growth")
+
+    # Connectivity of block 3 (4 layers): L(L+1)/2 = 10 connections, drawn as a graph.
+    open_page(page, "Connectivity")
+    page.locator(".st-key-conn_block").click()
+    page.get_by_role("option", name=re.compile(r"Block 3 \(4 layers\)")).click()
+    page.get_by_text(re.compile(r"Block 3 has 10 connections into its 4 layers")).wait_for(timeout=RUN_TIMEOUT_MS)
+    settle(page)
+    no_exception(page, "Connectivity, block 3")
+    assert charts_drawn(page, "Connectivity")["graphviz"] >= 2
+    screenshot(page, artifacts, "changed-connectivity")
+
+
+def test_a_shared_link_opens_its_model(page, app_url, artifacts):
+    config = replace(DEFAULT, growth_rate=20, block_config=(4, 8, 8, 4), num_init_features=40)
+    open_url(page, f"{app_url}/?preset=densenet121&k=20&blocks=4-8-8-4&k0=40")
+    no_exception(page, "shared link")
+    wait_for_metric(page, "Parameters", f"{count_params(config):,}")
+    assert page.locator('.st-key-growth_rate input[type="range"]').input_value() == "20"
+    assert page.locator(".st-key-block_config input").input_value() == "4, 8, 8, 4"
+    assert not page.locator('[data-testid="stAlert"]').filter(has_text="problem").count()
+    screenshot(page, artifacts, "shared-link")
+
+    # A link straight to another page, with a CIFAR preset.
+    bc = PRESETS["densenet_bc_100_12"]
+    open_url(page, f"{app_url}/growth?preset=densenet_bc_100_12")
+    no_exception(page, "shared link to Channel growth")
+    assert page.get_by_text("DenseNet-BC (L=100, k=12)").count() >= 1
+    ys = page.locator(".st-key-channel_chart .js-plotly-plot").evaluate(
+        "gd => Array.from(gd._fullData.find(t => t.name.includes('current')).y)"
+    )
+    assert isinstance(bc, DenseNetConfig) and ys[-1] == bc.num_features == 342
+
+
+def test_a_broken_link_warns_and_the_app_keeps_serving(page, app_url, app_server, artifacts):
+    open_url(page, f"{app_url}/?k=NaN&blocks=%F0%9F%92%A5&size=-5&theta=inf&zzz=1&k0={'9' * 500}")
+    no_exception(page, "broken link")
+    text = "\n".join(a.inner_text() for a in page.locator('[data-testid="stAlert"]').all())
+    for said in ("k=", "blocks=", "size=", "theta=", "zzz", "k0="):
+        assert said in text, f"the warning does not mention {said}: {text}"
+    wait_for_metric(page, "Parameters", f"{count_params(DEFAULT):,}")  # the defaults stand in
+    screenshot(page, artifacts, "broken-link")
+    assert app_server.alive()
+
+
+@pytest.mark.xfail(
+    reason="known app bug: keys pressed on a slider while the app reruns can be lost or reverted to the preset "
+    "(the slider's on_change writes the preset widget, whose stale browser value then fires _on_preset); "
+    "see the robustness report",
+    strict=False,
+)
+def test_fast_key_presses_on_a_slider_end_in_one_consistent_model(browser_context, app_url, artifacts):
+    for attempt in range(3):
+        page = browser_context.new_page()
+        try:
+            open_url(page, app_url)
+            thumb = page.locator('.st-key-growth_rate input[type="range"]')
+            thumb.focus()
+            thumb.press("Home")
+            for _ in range(11):  # as fast as a student holding the arrow key
+                thumb.press("ArrowRight")
+            page.wait_for_timeout(1500)
+            settle(page)
+            shown = int(thumb.input_value())
+            k_url = int(parse_qs(urlparse(page.url).query).get("k", ["32"])[0])
+            params = metric(page, "Parameters")
+            if not (shown == 12 and k_url == 12 and params == f"{count_params(replace(DEFAULT, growth_rate=12)):,}"):
+                screenshot(page, artifacts, "fast-slider-inconsistent")
+                pytest.fail(f"attempt {attempt}: slider shows {shown}, URL k={k_url}, Parameters {params} (want 12)")
+        finally:
+            page.close()
