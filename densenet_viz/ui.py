@@ -8,6 +8,7 @@ lesson link hides), and the URL query string (so a link reopens the same model).
 
 from __future__ import annotations
 
+import gc
 import inspect
 import json
 import time
@@ -188,6 +189,8 @@ def measured_trade(state: AppState, run: bool) -> pd.DataFrame | None:
                 state.config, state.input_size, state.batch_size, device=state.device,
                 progress=lambda fraction, text: bar.progress(fraction, text=text),
             )
+        except torch.OutOfMemoryError as exc:
+            report_out_of_memory(exc, f"measuring {state.title} on {state.device}")
         except (ValueError, MemoryError) as exc:
             st.error(f"Not measured: {exc}")
         finally:
@@ -224,7 +227,28 @@ def built_model(state: AppState) -> BuiltModel:
     except MemoryError as exc:
         st.error(f"Not built: {exc}")
         st.stop()
-    return _build(config_key(state.config), state.device, state.dtype_name)
+    try:
+        return _build(config_key(state.config), state.device, state.dtype_name)
+    except torch.OutOfMemoryError as exc:  # the estimate fitted, but the device's memory ran out anyway
+        report_out_of_memory(exc, f"building {state.title} on {state.device}")
+        st.stop()
+
+
+def free_memory() -> None:
+    """After an out-of-memory error: drop the cached models and return the allocator's cached blocks."""
+    _build.clear()
+    gc.collect()
+    torch.cuda.empty_cache()  # a no-op unless CUDA has been initialised
+
+
+def report_out_of_memory(exc: BaseException, what: str) -> None:
+    """Free what can be freed and say on the page what ran out (the caller decides whether to stop)."""
+    free_memory()
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    st.error(
+        f"Out of memory while {what}: {first_line}. The cached models and the device's cached memory were "
+        "freed; choose a smaller batch size, input size or model, or turn on the memory-efficient mode."
+    )
 
 
 # ---- the sidebar -------------------------------------------------------------------------------------

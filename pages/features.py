@@ -5,12 +5,13 @@ import inspect
 import json
 
 import streamlit as st
+import torch
 
 from densenet_viz import feature_charts as fc
 from densenet_viz import features as fx
 from densenet_viz import images, training, weights
 from densenet_viz.config import config_from_dict
-from densenet_viz.ui import get_state
+from densenet_viz.ui import get_state, report_out_of_memory
 
 WEIGHTS_KEY, SOURCE_KEY, SAMPLE_KEY, UPLOAD_KEY = "fm_weights", "fm_image_source", "fm_sample", "fm_upload"
 DIGIT_KEY, LAYER_KEY, CHANNELS_KEY = "fm_digit", "fm_layer", "fm_channels"
@@ -62,6 +63,10 @@ def loaded_model(config, device):
                 sd = (weights.load_state_dict_bytes(upload.getvalue(), upload.name) if upload is not None
                       else weights.load_state_dict_file(hub))
                 model = weights.load_weights(config, sd, device)
+            except torch.OutOfMemoryError as exc:
+                st.session_state.pop(LOADED_KEY, None)
+                report_out_of_memory(exc, f"loading the weights onto {device}")
+                st.stop()
             except ValueError as exc:
                 st.session_state.pop(LOADED_KEY, None)
                 st.error(str(exc))
@@ -147,6 +152,10 @@ try:
             fmap, logits = random_features(config_json, device, path, digest, x)
         else:
             fmap, logits = fx.compute_feature_map(model, x, config, spec, with_logits=True)
+except torch.OutOfMemoryError as exc:  # a subclass of RuntimeError: free memory before saying so
+    random_model.clear()
+    report_out_of_memory(exc, f"running the model on {device}")
+    st.stop()
 except (ValueError, RuntimeError) as exc:
     st.error(f"The forward pass failed: {exc}")
     st.stop()
