@@ -60,6 +60,21 @@ def record(key: str, value: object) -> None:
     REPORT.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def pytest_sessionstart(session) -> None:
+    """Start each run with an empty report, so it only holds what this run measured."""
+    REPORT.unlink(missing_ok=True)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Render robustness.json as robustness.md (one line per measured number) beside it."""
+    if not REPORT.exists():
+        return
+    data = json.loads(REPORT.read_text())
+    lines = ["# What the robustness suites tried (this run)", "", "| measure | value |", "|---|---|"]
+    lines += [f"| {key} | {json.dumps(value)} |" for key, value in sorted(data.items())]
+    (ARTIFACTS / "robustness.md").write_text("\n".join(lines) + "\n")
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:

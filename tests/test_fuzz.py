@@ -400,7 +400,6 @@ def _oom(*args, **kwargs):
     raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (simulated by the test)")
 
 
-@pytest.mark.xfail(reason="the app does not catch torch.OutOfMemoryError yet (see the robustness report)", strict=False)
 def test_an_out_of_memory_while_building_is_caught_the_cache_cleared_and_explained(monkeypatch):
     """Simulated on the CPU: the build raises torch.OutOfMemoryError (what CUDA raises)."""
     import torch
@@ -420,7 +419,6 @@ def test_an_out_of_memory_while_building_is_caught_the_cache_cleared_and_explain
     assert emptied, "torch.cuda.empty_cache() was not called after the out-of-memory error"
 
 
-@pytest.mark.xfail(reason="the app does not catch torch.OutOfMemoryError yet (see the robustness report)", strict=False)
 def test_an_out_of_memory_while_drawing_feature_maps_is_caught_and_explained(monkeypatch):
     import torch
 
@@ -435,6 +433,24 @@ def test_an_out_of_memory_while_drawing_feature_maps_is_caught_and_explained(mon
     said = " ".join(e.value for e in at.error)
     assert "memory" in said.lower(), said
     assert emptied, "torch.cuda.empty_cache() was not called after the out-of-memory error"
+
+
+def test_an_out_of_memory_while_measuring_the_trade_is_caught_and_explained(monkeypatch):
+    import torch
+
+    import densenet_viz.perf as perf
+
+    emptied = []
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
+    monkeypatch.setattr(perf, "measure_trade", _oom)
+    from apptest_helpers import open_page  # its AppTest patch keeps a button's click across the page switch
+
+    at = open_page("memory", {"preset": "densenet_bc_100_12", "blocks": "2-2-2"})
+    at.button(key="measure_trade").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    said = " ".join(e.value for e in at.error)
+    assert "Out of memory" in said and "20.00 GiB" in said, said
+    assert emptied
 
 
 def st_cache_clear() -> None:
