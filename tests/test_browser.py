@@ -291,7 +291,7 @@ def test_a_broken_link_warns_and_the_app_keeps_serving(page, app_url, app_server
     strict=False,
 )
 def test_fast_key_presses_on_a_slider_end_in_one_consistent_model(browser_context, app_url, artifacts):
-    for attempt in range(3):
+    for attempt in range(5):
         page = browser_context.new_page()
         try:
             open_url(page, app_url)

@@ -370,7 +370,7 @@ def test_a_code_running_pickle_uploaded_as_weights_is_refused_on_the_page(tmp_pa
 
 # ---- models too big for the device, and out-of-memory during a run ---------------------------------
 
-HUGE = {"preset": "densenet264", "k": "128", "size": "1024", "batch": "1024"}  # terabytes of activations
+HUGE = {"preset": "densenet264", "k": "128", "size": "1024", "batch": "1024"}  # about 540 GiB to build and run
 
 
 def test_a_model_bigger_than_free_memory_is_refused_before_anything_is_allocated(monkeypatch):
