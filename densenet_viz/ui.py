@@ -36,6 +36,7 @@ URL_WARNINGS_KEY = "url_warnings"  # what was wrong with the opening URL
 URL_SETTINGS_KEY = "url_settings"  # the settings that URL opened (warnings show until they change)
 BOTTLENECK_KEY = "bottleneck"  # the on/off toggle beside the bn_size slider
 LESSON_PICK_KEY = "lesson_controls"  # the share box's multiselect
+PRESET_RESET_KEY = "reset_to_preset"  # the button that undoes changes to the chosen preset
 TRADE_KEY = "measured_trade"  # {config key: measured DataFrame}
 
 IMPL_TITLES = {
@@ -273,12 +274,12 @@ def _on_preset() -> None:
         st.session_state["input_size"] = us.default_size(PRESETS[name].stem)
 
 
-def _on_model_change() -> None:
-    """A model control moved: the preset menu shows the preset that still matches, or 'custom'."""
+def _current_preset() -> str:
+    """The preset the model controls match now ('custom' when none, or when a control is invalid)."""
     try:
-        st.session_state["preset"] = us.matching_preset(_read_settings(st.session_state[SETTINGS_KEY]))
+        return us.matching_preset(_read_settings(st.session_state[SETTINGS_KEY]))
     except ValueError:
-        st.session_state["preset"] = us.CUSTOM
+        return us.CUSTOM
 
 
 def _read_settings(canonical: dict[str, Any]) -> dict[str, Any]:
@@ -312,33 +313,38 @@ def _init_session() -> None:
 def _draw_controls(visible: frozenset[str]) -> None:
     """The widgets of the visible controls, in teaching order."""
     sb, c = st.sidebar, us.BY_NAME
-    model = {"on_change": _on_model_change}
     if visible & {"preset", *us.MODEL_FIELDS}:
         sb.header("Model")
     if "preset" in visible:
         options = [*us.densenet_presets(), us.CUSTOM]
+        # Only the user writes this menu: a callback of another widget writing it races with the browser's
+        # stale copy of its value, which would fire _on_preset and undo fast slider moves.
         sb.selectbox(c["preset"].label, options, format_func=lambda n: PRESET_TITLES.get(n, "Custom"), key="preset",
                      on_change=_on_preset)
+        chosen = st.session_state["preset"]
+        if chosen != us.CUSTOM and _current_preset() != chosen:
+            sb.caption(f"Changed from {PRESET_TITLES[chosen]}: a custom model.")
+            sb.button(f"Reset to {PRESET_TITLES[chosen]}", key=PRESET_RESET_KEY, on_click=_on_preset)
     if "growth_rate" in visible:
-        sb.slider(c["growth_rate"].label, 1, 128, key="growth_rate", help="Channels every dense layer adds.", **model)
+        sb.slider(c["growth_rate"].label, 1, 128, key="growth_rate", help="Channels every dense layer adds.")
     if "block_config" in visible:
         sb.text_input(c["block_config"].label, key="block_config", help="One number per dense block, e.g. 6, 12, 24, 16"
-                      f" (1 to {us.MAX_BLOCKS} blocks, 1 to 128 layers each).", **model)
+                      f" (1 to {us.MAX_BLOCKS} blocks, 1 to 128 layers each).")
     if "num_init_features" in visible:
         sb.number_input(c["num_init_features"].label, 1, 512, step=1, key="num_init_features",
-                        help="Channels the stem hands to the first block.", **model)
+                        help="Channels the stem hands to the first block.")
     if "bn_size" in visible:
-        sb.toggle("Bottleneck (1×1 conv before the 3×3, '-B')", key=BOTTLENECK_KEY, **model)
+        sb.toggle("Bottleneck (1×1 conv before the 3×3, '-B')", key=BOTTLENECK_KEY)
         if st.session_state[BOTTLENECK_KEY]:
-            sb.slider("Bottleneck width (× k)", 1, 8, key="bn_size", **model)
+            sb.slider("Bottleneck width (× k)", 1, 8, key="bn_size")
     if "compression" in visible:
         sb.slider(c["compression"].label, 0.05, 1.0, step=0.05, key="compression",
-                  help="A transition keeps floor(θ·c) of its c channels ('-C'; θ = 1: no compression).", **model)
+                  help="A transition keeps floor(θ·c) of its c channels ('-C'; θ = 1: no compression).")
     if "stem" in visible:
         sb.radio(c["stem"].label, us.STEMS, key="stem", horizontal=True,
-                 format_func={"imagenet": "ImageNet (7×7/2 + pool)", "cifar": "CIFAR (3×3)"}.get, **model)
+                 format_func={"imagenet": "ImageNet (7×7/2 + pool)", "cifar": "CIFAR (3×3)"}.get)
     if "num_classes" in visible:
-        sb.number_input(c["num_classes"].label, 1, 10_000, step=1, key="num_classes", **model)
+        sb.number_input(c["num_classes"].label, 1, 10_000, step=1, key="num_classes")
     if visible & {"input_size", "batch_size", "dtype", "device", "memory_efficient", "efficient_impl"}:
         sb.header("Input and device")
     if "input_size" in visible:
@@ -393,6 +399,7 @@ def sidebar() -> AppState:
         st.sidebar.caption(f"Fixed by this lesson link: {', '.join(fixed)}.")
     try:
         settings = _read_settings(ss[SETTINGS_KEY])
+        settings["preset"] = us.matching_preset(settings)  # the menu may still show the preset it started from
         config = us.config_from_settings(settings)
         us.check_input_size(config, settings["input_size"])
     except ValueError as exc:
@@ -417,7 +424,7 @@ def sidebar() -> AppState:
         batch_size=settings["batch_size"],
         dtype=DTYPES[settings["dtype"]],
         device=settings["device"],
-        preset=us.matching_preset(settings),
+        preset=settings["preset"],
         baseline_name=name,
     )
     ss[STATE_KEY] = state

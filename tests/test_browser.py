@@ -284,12 +284,6 @@ def test_a_broken_link_warns_and_the_app_keeps_serving(page, app_url, app_server
     assert app_server.alive()
 
 
-@pytest.mark.xfail(
-    reason="known app bug: keys pressed on a slider while the app reruns can be lost or reverted to the preset "
-    "(the slider's on_change writes the preset widget, whose stale browser value then fires _on_preset); "
-    "see the robustness report",
-    strict=False,
-)
 def test_fast_key_presses_on_a_slider_end_in_one_consistent_model(browser_context, app_url, artifacts):
     for attempt in range(5):
         page = browser_context.new_page()

@@ -27,11 +27,26 @@ def test_changing_a_control_updates_the_config_the_preset_menu_and_the_url():
     at = new_app()
     at.run()
     at.sidebar.slider(key="growth_rate").set_value(12).run()
-    assert state(at).config.growth_rate == 12
-    assert at.sidebar.selectbox(key="preset").value == "custom"
+    assert state(at).config.growth_rate == 12 and state(at).preset == "custom"
+    # The menu keeps what the user chose (no widget writes it: that raced with fast slider moves) and says
+    # the model differs from it.
+    assert at.sidebar.selectbox(key="preset").value == "densenet121"
+    assert "Changed from DenseNet-121" in " ".join(c.value for c in at.sidebar.caption)
     assert at.query_params == {"preset": "densenet121", "k": "12"}
     at.sidebar.slider(key="growth_rate").set_value(32).run()
-    assert at.sidebar.selectbox(key="preset").value == "densenet121"  # back to the preset: it matches again
+    assert state(at).preset == "densenet121"  # back to the preset: it matches again
+    assert not at.sidebar.button  # nothing to reset
+    assert at.query_params == {"preset": "densenet121"}
+
+
+def test_reset_button_restores_the_chosen_preset():
+    at = new_app()
+    at.run()
+    at.sidebar.slider(key="growth_rate").set_value(12).run()
+    at.sidebar.text_input(key="block_config").set_value("2, 3").run()
+    assert state(at).config.block_config == (2, 3)
+    at.sidebar.button(key="reset_to_preset").click().run()
+    assert state(at).config == PRESETS["densenet121"]
     assert at.query_params == {"preset": "densenet121"}
 
 
