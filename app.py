@@ -6,10 +6,12 @@ import streamlit as st
 
 from densenet_viz import ui
 
-st.set_page_config(page_title="densenet-viz", page_icon=":material/hub:", layout="wide")
-
 HERE = Path(__file__).parent
-# (script, title, icon), in teaching order; pages another issue delivers appear once their file exists.
+
+# A local icon: material icons and emoji favicons are fetched from the internet, which a classroom may lack.
+st.set_page_config(page_title="densenet-viz", page_icon=str(HERE / "assets" / "favicon.png"), layout="wide")
+
+# (script, title, icon), in teaching order.
 PAGES = [
     ("pages/build.py", "Build", ":material/construction:"),
     ("pages/connectivity.py", "Connectivity", ":material/hub:"),
@@ -21,7 +23,7 @@ PAGES = [
 ]
 
 navigation = st.navigation(
-    [st.Page(path, title=title, icon=icon) for path, title, icon in PAGES if (HERE / path).exists()]
+    [st.Page(path, title=title, icon=icon) for path, title, icon in PAGES]
 )
 ui.sidebar()
 navigation.run()
