@@ -219,7 +219,8 @@ def measure_trade(
     """Measure plain vs memory-efficient training of config: one row per mode, ratios against plain.
 
     Columns: mode, median_step_s (median of `repeats` steps after one warm-up, modes alternated),
-    activation_bytes (saved for backward), peak_bytes (CUDA peak allocated, None elsewhere),
+    activation_bytes (saved for backward), peak_bytes (CUDA's max_memory_allocated over one step,
+    which includes the weights of every mode's model; None off CUDA),
     time_ratio and memory_ratio (this mode / plain). progress, if given, is called as
     progress(fraction in [0, 1], text). Raises ValueError for bad arguments and for runs over the
     memory budget (default: CPU_BUDGET_BYTES, or GPU_BUDGET_SHARE of the GPU) or, on the CPU, the
