@@ -1,4 +1,5 @@
-"""The recompute_bn memory-efficient layer: same numbers as plain mode, fewer saved bytes, stats updated once."""
+"""The memory-efficient modes (checkpoint and recompute_bn): same numbers as plain mode, fewer saved bytes,
+batch-norm statistics updated once."""
 
 from dataclasses import replace
 
@@ -21,10 +22,11 @@ def _pair(config: DenseNetConfig, impl: str = "recompute_bn") -> tuple[nn.Module
     return plain, efficient
 
 
+@pytest.mark.parametrize("impl", ["checkpoint", "recompute_bn"])
 @pytest.mark.parametrize("bn_size", [0, 4])
 @pytest.mark.parametrize("momentum", [0.1, None])
-def test_outputs_gradients_and_running_stats_equal_plain_mode(bn_size, momentum):
-    plain, efficient = _pair(replace(SMALL, bn_size=bn_size))
+def test_outputs_gradients_and_running_stats_equal_plain_mode(impl, bn_size, momentum):
+    plain, efficient = _pair(replace(SMALL, bn_size=bn_size), impl)
     for m in [*plain.modules(), *efficient.modules()]:
         if isinstance(m, nn.BatchNorm2d):
             m.momentum = momentum
