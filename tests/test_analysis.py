@@ -11,6 +11,7 @@ import torch
 import torchinfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import IMAGENET
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -34,19 +35,7 @@ from densenet_viz.plan import layer_plan, min_input_size
 MIB = 2**20
 MODES = ("train_plain", "train_efficient", "inference")
 
-# REFERENCE.md, ImageNet table: parameters and MACs of one 224x224 image.
-REFERENCE = {
-    "densenet121": (7_978_856, 2_834_161_664),
-    "densenet169": (14_149_480, 3_359_843_328),
-    "densenet201": (20_013_928, 4_291_365_888),
-    "densenet161": (28_681_000, 7_727_907_072),
-    "densenet264": (33_337_704, 5_751_653_376),
-    "resnet18": (11_689_512, 1_814_073_344),
-    "resnet34": (21_797_672, 3_663_761_408),
-    "resnet50": (25_557_032, 4_089_184_256),
-    "resnet101": (44_549_160, 7_801_405_440),
-    "resnet152": (60_192_808, 11_513_626_624),
-}
+REFERENCE = IMAGENET  # REFERENCE.md, ImageNet table: parameters and MACs of one 224x224 image.
 
 # Small networks that exercise every branch of the closed form: both stems, with and without the
 # bottleneck, dropout, compression 1, odd and non-square sizes, both memory-efficient implementations,

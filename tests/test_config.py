@@ -5,36 +5,12 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import CIFAR_MILLIONS, IMAGENET
 
 from densenet_viz import PRESET_TITLES, PRESETS, DenseNetConfig, ResNetConfig, config_from_dict, count_params
 
-# REFERENCE.md: torchvision's exact counts.
-EXACT = {
-    "densenet121": 7_978_856,
-    "densenet169": 14_149_480,
-    "densenet201": 20_013_928,
-    "densenet161": 28_681_000,
-    "densenet264": 33_337_704,
-    "resnet18": 11_689_512,
-    "resnet34": 21_797_672,
-    "resnet50": 25_557_032,
-    "resnet101": 44_549_160,
-    "resnet152": 60_192_808,
-}
-# REFERENCE.md: the papers' rounded figures, in millions, and the decimals they are given to.
-ROUNDED = {
-    "densenet_40_12": (1.0, 1),
-    "densenet_100_12": (7.0, 1),
-    "densenet_100_24": (27.2, 1),
-    "densenet_bc_100_12": (0.8, 1),
-    "densenet_bc_250_24": (15.3, 1),
-    "densenet_bc_190_40": (25.6, 1),
-    "resnet20": (0.27, 2),
-    "resnet32": (0.46, 2),
-    "resnet44": (0.66, 2),
-    "resnet56": (0.85, 2),
-    "resnet110": (1.7, 1),
-}
+EXACT = {name: params for name, (params, _macs) in IMAGENET.items()}  # torchvision's exact counts
+ROUNDED = CIFAR_MILLIONS
 
 
 def test_every_preset_has_a_reference_and_a_title():
