@@ -44,20 +44,25 @@ class FeatureCapture:
 
 # On a small shared CPU one OpenMP thread beats two by far: DenseNet-264 to norm5 at 224x224, batch 1,
 # took 0.3-0.6 s on one thread and 7-9 s on two while other processes kept both cores busy (OpenMP's
-# threads wait for each other when one is descheduled). torch's thread count is per thread with OpenMP.
+# threads wait for each other when one is descheduled).
 DEFAULT_THREADS = 1
+# torch.set_num_threads in one thread also changes the count that threads started later inherit, so the
+# body restores the process's own count rather than whatever it read on entry: two overlapping sessions
+# would otherwise leave the whole server on one thread.
+_PROCESS_THREADS = torch.get_num_threads()
 
 
 @contextlib.contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the body with n intra-op threads in this thread, then restore the count (None: leave it)."""
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
+    """Run the body with n intra-op threads, then restore the process's own count (None: leave it)."""
+    if n is None:
+        yield
+        return
+    torch.set_num_threads(n)
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        torch.set_num_threads(_PROCESS_THREADS)
 
 
 def inference_model(config: DenseNetConfig | ResNetConfig, device: str = "cpu", seed: int = 0) -> nn.Module:

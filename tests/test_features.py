@@ -212,6 +212,39 @@ def test_torch_threads_restores_the_count_even_after_an_error():
     assert torch.get_num_threads() == before
 
 
+def test_overlapping_sessions_do_not_leave_the_process_on_one_thread():
+    import threading
+
+    def count_in_a_new_thread() -> int:
+        seen = []
+        t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        t.start()
+        t.join()
+        return seen[0]
+
+    before = count_in_a_new_thread()  # what a new session's script thread starts with
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+
+    def first_session():
+        with fx.torch_threads(1):
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+
+    def second_session():  # enters while the first still holds one thread, leaves after it
+        first_in.wait(10)
+        with fx.torch_threads(1):
+            second_in.set()
+            first_out.wait(10)
+
+    threads = [threading.Thread(target=first_session), threading.Thread(target=second_session)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert count_in_a_new_thread() == before
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_capture_on_cuda_matches_the_cpu():
