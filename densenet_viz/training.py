@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .build import build_model
-from .config import DenseNetConfig, ResNetConfig
+from .config import PRESET_TITLES, DenseNetConfig, ResNetConfig
 from .features import torch_threads
 from .images import GRAY_MEAN, GRAY_STD
 from .resnet import count_params, match_baseline
@@ -145,7 +145,8 @@ def seeded_model(config: DenseNetConfig | ResNetConfig, seed: int) -> nn.Module:
 def new_run(settings: TrainSettings, config: DenseNetConfig = DIGITS_CONFIG) -> tuple[TrainedRun, dict[str, nn.Module]]:
     """An empty TrainedRun for the DenseNet and its matched ResNet, and the freshly initialised models."""
     base_name, baseline = digits_baseline(config)
-    configs: dict[str, DenseNetConfig | ResNetConfig] = {"DenseNet-BC": config, base_name: baseline}
+    base_title = PRESET_TITLES[base_name].removesuffix(" (CIFAR)")  # "ResNet-20" in legends and tables
+    configs: dict[str, DenseNetConfig | ResNetConfig] = {"DenseNet-BC": config, base_title: baseline}
     models = {name: seeded_model(cfg, settings.seed) for name, cfg in configs.items()}
     run = TrainedRun(configs=configs, settings=settings, params={n: count_params(c) for n, c in configs.items()})
     return run, models

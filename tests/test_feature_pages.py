@@ -184,10 +184,10 @@ def test_training_page_trains_and_draws_the_reuse_heatmap():
     at.button(key="train_start").click().run()
     healthy(at)
     run = at.session_state[tr.TRAINED_RUN_KEY]
-    assert [(r.model, r.epoch) for r in run.history] == [("DenseNet-BC", 1), ("resnet20", 1)]
+    assert [(r.model, r.epoch) for r in run.history] == [("DenseNet-BC", 1), ("ResNet-20", 1)]
     figs = figures(at)
     curves = find(figs, "Training on scikit-learn digits")
-    assert {t["name"] for t in traces(curves, "scatter")} >= {"DenseNet-BC test", "resnet20 test"}
+    assert {t["name"] for t in traces(curves, "scatter")} >= {"DenseNet-BC test", "ResNet-20 test"}
     points = traces(find(figs, "Held-out accuracy against parameters"), "scatter")[0]
     assert array(points["x"]).tolist() == [102_298, 269_434]
     reuse = traces(find(figs, "Feature reuse in dense block 1"), "heatmap")[0]
@@ -196,7 +196,7 @@ def test_training_page_trains_and_draws_the_reuse_heatmap():
     assert reuse["y"][-1] == "transition 1"
     assert len(traces(find(figs, "16 channels, coloured by source"), "heatmap")) == 16
     table = at.dataframe[0].value
-    assert table["model"].tolist() == ["DenseNet-BC", "resnet20"] and (table["test accuracy (%)"] > 10).all()
+    assert table["model"].tolist() == ["DenseNet-BC", "ResNet-20"] and (table["test accuracy (%)"] > 10).all()
     at.selectbox(key="reuse_block").set_value(3).run()
     assert traces(find(figures(at), "Feature reuse in dense block 3"), "heatmap")[0]["y"][-1] == "classifier"
 

@@ -41,8 +41,8 @@ def test_digits_split_is_fixed_stratified_and_normalised(data):
 
 def test_demo_models_and_their_parameter_counts():
     run, models = tr.new_run(tr.TrainSettings(epochs=1))
-    assert list(run.configs) == ["DenseNet-BC", "resnet20"]
-    assert run.params == {"DenseNet-BC": 102_298, "resnet20": 269_434}
+    assert list(run.configs) == ["DenseNet-BC", "ResNet-20"]
+    assert run.params == {"DenseNet-BC": 102_298, "ResNet-20": 269_434}
     assert run.params["DenseNet-BC"] == count_params(tr.DIGITS_CONFIG)
     # seeded: the same initial weights every time
     _, again = tr.new_run(tr.TrainSettings(epochs=1))
@@ -54,11 +54,11 @@ def test_demo_models_and_their_parameter_counts():
 def test_two_epochs_beat_chance_by_a_wide_margin(trained):
     run, models = trained
     assert [(r.model, r.epoch) for r in run.history] == [
-        ("DenseNet-BC", 1), ("resnet20", 1), ("DenseNet-BC", 2), ("resnet20", 2)
+        ("DenseNet-BC", 1), ("ResNet-20", 1), ("DenseNet-BC", 2), ("ResNet-20", 2)
     ]
     final = run.final()
     assert final["DenseNet-BC"].test_acc > 0.8  # chance is 0.1; measured 0.97 with this seed
-    assert final["resnet20"].test_acc > 0.6  # measured 0.91
+    assert final["ResNet-20"].test_acc > 0.6  # measured 0.91
     for name in models:
         losses = [r.loss for r in run.history if r.model == name]
         assert losses[1] < losses[0]
