@@ -219,15 +219,22 @@ def _build(config_json: str, device: str, dtype_name: str) -> BuiltModel:
     return BuiltModel(model, seconds, str(next(model.parameters()).device))
 
 
-def built_model(state: AppState) -> BuiltModel:
-    """The real model on the chosen device (cached); refused with st.error if it cannot fit there."""
-    report = analysis(state)
+def refuse_if_too_big(state: AppState, batch_size: int | None = None, dtype_name: str | None = None) -> None:
+    """Stop the page with st.error, before anything is allocated, when the model's weights and one forward
+    pass (at the state's batch and dtype unless given) cannot fit in the device's free memory."""
+    batch = state.batch_size if batch_size is None else batch_size
+    report = _analyze(config_key(state.config), state.input_size, batch, dtype_name or state.dtype_name)
     needed = report.memory.weight_bytes + report.memory.inference_bytes
     try:
-        check_fits(needed, state.device, what=f"{state.title} (weights + one forward pass at batch {state.batch_size})")
+        check_fits(needed, state.device, what=f"{state.title} (weights + one forward pass at batch {batch})")
     except MemoryError as exc:
         st.error(f"Not built: {exc}")
         st.stop()
+
+
+def built_model(state: AppState) -> BuiltModel:
+    """The real model on the chosen device (cached); refused with st.error if it cannot fit there."""
+    refuse_if_too_big(state)
     try:
         return _build(config_key(state.config), state.device, state.dtype_name)
     except torch.OutOfMemoryError as exc:  # the estimate fitted, but the device's memory ran out anyway

@@ -11,7 +11,7 @@ from densenet_viz import feature_charts as fc
 from densenet_viz import features as fx
 from densenet_viz import images, training, weights
 from densenet_viz.config import config_from_dict
-from densenet_viz.ui import get_state, report_out_of_memory
+from densenet_viz.ui import get_state, refuse_if_too_big, report_out_of_memory
 
 WEIGHTS_KEY, SOURCE_KEY, SAMPLE_KEY, UPLOAD_KEY = "fm_weights", "fm_image_source", "fm_sample", "fm_upload"
 DIGIT_KEY, LAYER_KEY, CHANNELS_KEY = "fm_digit", "fm_layer", "fm_channels"
@@ -84,6 +84,8 @@ st.markdown(
 )
 mode = st.radio("Weights", [RANDOM, TRAINED, LOADED], key=WEIGHTS_KEY, horizontal=True)
 config, size, device, model = state.config, state.input_size, state.device, None
+if mode != TRAINED:  # the sidebar's model, built here in float32 for one image
+    refuse_if_too_big(state, batch_size=1, dtype_name="float32")
 run = st.session_state.get(training.TRAINED_RUN_KEY)
 if mode == RANDOM:
     st.info("**Random weights:** maps show structure of the input, not learned features.")

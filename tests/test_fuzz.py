@@ -394,6 +394,19 @@ def test_a_model_bigger_than_free_memory_is_refused_before_anything_is_allocated
     record("guard_refused_estimate_gib", round(needed / 2**30, 1))
 
 
+def test_the_feature_page_refuses_a_model_bigger_than_free_memory_before_building_it(monkeypatch):
+    import densenet_viz.features as fx
+    import densenet_viz.guard as guard
+
+    monkeypatch.setattr(guard, "free_memory_bytes", lambda device: 1024)  # a device with 1 KiB free
+    monkeypatch.setattr(fx, "inference_model", lambda *a, **k: pytest.fail("the model was built"))
+    st_cache_clear()
+    at = _feature_page()
+    assert not at.exception, [e.value for e in at.exception]
+    refusal = " ".join(e.value for e in at.error)
+    assert "Not built" in refusal and "KiB" in refusal, refusal
+
+
 def _oom(*args, **kwargs):
     import torch
 
