@@ -413,17 +413,18 @@ def _oom(*args, **kwargs):
     raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (simulated by the test)")
 
 
-def test_an_out_of_memory_while_building_is_caught_the_cache_cleared_and_explained(monkeypatch):
-    """Simulated on the CPU: the build raises torch.OutOfMemoryError (what CUDA raises)."""
+@pytest.fixture
+def emptied(monkeypatch) -> list[bool]:
+    """Records each torch.cuda.empty_cache() call (a no-op here: no GPU)."""
     import torch
 
-    import densenet_viz.ui as ui
+    calls: list[bool] = []
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append(True))
+    return calls
 
-    emptied = []
-    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
-    monkeypatch.setattr(ui, "build_model", _oom)
-    ui._build.clear()
-    at = _app({"preset": "densenet_bc_100_12", "k": "11"}).run()
+
+def _assert_oom_explained(at: AppTest, emptied: list[bool]) -> None:
+    """The page shows an error naming the out-of-memory, no traceback, and CUDA's cache was emptied."""
     assert not at.exception, "an out-of-memory error reached the page as a traceback: " + " ".join(
         e.value for e in at.exception
     )
@@ -432,38 +433,34 @@ def test_an_out_of_memory_while_building_is_caught_the_cache_cleared_and_explain
     assert emptied, "torch.cuda.empty_cache() was not called after the out-of-memory error"
 
 
-def test_an_out_of_memory_while_drawing_feature_maps_is_caught_and_explained(monkeypatch):
-    import torch
+def test_an_out_of_memory_while_building_is_caught_the_cache_cleared_and_explained(monkeypatch, emptied):
+    """Simulated on the CPU: the build raises torch.OutOfMemoryError (what CUDA raises)."""
+    import densenet_viz.ui as ui
 
+    monkeypatch.setattr(ui, "build_model", _oom)
+    ui._build.clear()
+    _assert_oom_explained(_app({"preset": "densenet_bc_100_12", "k": "11"}).run(), emptied)
+
+
+def test_an_out_of_memory_while_drawing_feature_maps_is_caught_and_explained(monkeypatch, emptied):
     from densenet_viz import features as fx
 
-    emptied = []
-    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
     monkeypatch.setattr(fx, "compute_feature_map", _oom)
     st_cache_clear()
-    at = _feature_page()
-    assert not at.exception, [e.value for e in at.exception]
-    said = " ".join(e.value for e in at.error)
-    assert "memory" in said.lower(), said
-    assert emptied, "torch.cuda.empty_cache() was not called after the out-of-memory error"
+    _assert_oom_explained(_feature_page(), emptied)
 
 
-def test_an_out_of_memory_while_measuring_the_trade_is_caught_and_explained(monkeypatch):
-    import torch
-
+def test_an_out_of_memory_while_measuring_the_trade_is_caught_and_explained(monkeypatch, emptied):
     import densenet_viz.perf as perf
 
-    emptied = []
-    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
     monkeypatch.setattr(perf, "measure_trade", _oom)
     from apptest_helpers import open_page  # its AppTest patch keeps a button's click across the page switch
 
     at = open_page("memory", {"preset": "densenet_bc_100_12", "blocks": "2-2-2"})
     at.button(key="measure_trade").click().run()
-    assert not at.exception, [e.value for e in at.exception]
+    _assert_oom_explained(at, emptied)
     said = " ".join(e.value for e in at.error)
     assert "Out of memory" in said and "20.00 GiB" in said, said
-    assert emptied
 
 
 def st_cache_clear() -> None:
