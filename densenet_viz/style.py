@@ -115,11 +115,6 @@ def format_flops(macs: int) -> str:
     return f"{format_count(2 * macs)} FLOPs"
 
 
-def format_shape(*dims: int) -> str:
-    """A tensor shape as students write it: (64, 56, 56) -> '64×56×56'."""
-    return "×".join(str(d) for d in dims)
-
-
 def format_value(value: int | float, unit: str) -> str:
     """A number as a table cell for its unit: 'bytes' -> MiB/GiB, 'MACs' -> G MACs, 'count' -> 7.98 M."""
     if unit == "bytes":

@@ -496,8 +496,3 @@ def show_code(*objects: Any, label: str = "Show the code behind this") -> None:
     with st.expander(label):
         for obj in objects:
             st.code(inspect.getsource(obj), language="python")
-
-
-def bytes_label(n: int) -> str:
-    """Bytes as the UI writes them (binary units)."""
-    return format_bytes(n)
