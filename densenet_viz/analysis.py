@@ -870,6 +870,25 @@ def _storage_key(t: torch.Tensor) -> int:
     return t.untyped_storage()._cdata
 
 
+@contextmanager
+def counting_saved_storages(model: nn.Module, count: Callable[[int], None]) -> Iterator[None]:
+    """Call count(nbytes) once for every distinct storage autograd saves for backward inside the block,
+    the model's parameters left out (they are weight memory, not activations)."""
+    params = {_storage_key(p) for p in model.parameters()}
+    seen: set[int] = set()
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        key = _storage_key(t)
+        if key not in params and key not in seen:
+            seen.add(key)
+            count(t.untyped_storage().nbytes())
+        # A detached alias keeps the storage alive without the reference cycle `return t` would make.
+        return t.detach()
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        yield
+
+
 def _measure_saved(
     config: DenseNetConfig | ResNetConfig,
     input_size: int | tuple[int, int],
@@ -881,8 +900,6 @@ def _measure_saved(
     """Bytes of the distinct storages autograd saves in one training forward pass, per table row."""
     hw, batch, dt = _validated(config, input_size, batch_size, dtype)
     model, x = _measurement_model(config, hw, batch, dt, mode, device)
-    params = {_storage_key(p) for p in model.parameters()}
-    seen: set[int] = set()
     by_unit: dict[str, int] = {}
     state: dict[str, Any] = {"unit": None, "pending": 0}
 
@@ -892,21 +909,15 @@ def _measure_saved(
             state["pending"] = 0
         state["unit"] = unit
 
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        key = _storage_key(t)
-        if key not in params and key not in seen:
-            seen.add(key)
-            nbytes = t.untyped_storage().nbytes()
-            if state["unit"] is None:
-                state["pending"] += nbytes
-            else:
-                by_unit[state["unit"]] = by_unit.get(state["unit"], 0) + nbytes
-        # A detached alias keeps the storage alive without the reference cycle `return t` would make.
-        return t.detach()
+    def count(nbytes: int) -> None:
+        if state["unit"] is None:
+            state["pending"] += nbytes
+        else:
+            by_unit[state["unit"]] = by_unit.get(state["unit"], 0) + nbytes
 
     plan = layer_plan(config, hw)
     units = _unit_of_module(config, plan)
-    with _charging_units(model, units, charge), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with _charging_units(model, units, charge), counting_saved_storages(model, count):
         out = model(x)
     del out
     return by_unit

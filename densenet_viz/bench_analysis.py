@@ -84,13 +84,13 @@ def _measure(tool: str, name: str, size: int, batch: int) -> dict[str, float]:
 def run(quick: bool = False) -> str:
     """Time the analysis and torchinfo.summary for each case; return a markdown table."""
     from .config import PRESET_TITLES
+    from .perf import markdown_table
 
     cases, batches = (QUICK, QUICK_BATCHES) if quick else (FULL, FULL_BATCHES)
-    lines = [
-        "| model | input | batch | analysis, cold (s) | torchinfo.summary (s) | speed-up | analysis peak RSS (MiB) "
-        "| torchinfo peak RSS (MiB) | saved for backward (MiB) | torchinfo F/B pass size (MB) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    headers = ["model", "input", "batch", "analysis, cold (s)", "torchinfo.summary (s)", "speed-up",
+               "analysis peak RSS (MiB)", "torchinfo peak RSS (MiB)", "saved for backward (MiB)",
+               "torchinfo F/B pass size (MB)"]
+    rows = []
     baseline, load = None, os.getloadavg()
     for name, size in cases:
         for batch in batches:
@@ -98,11 +98,12 @@ def run(quick: bool = False) -> str:
             theirs = _measure("torchinfo", name, size, batch)
             baseline = baseline or ours["imported_rss"]
             cold = max(ours["first_s"], ours["median_s"])
-            lines.append(
-                f"| {PRESET_TITLES[name]} | {size}x{size} | {batch} | {cold:.4f} | {theirs['median_s']:.2f} "
-                f"| {theirs['median_s'] / cold:,.0f}x | {ours['rss'] / MIB:,.0f} | {theirs['rss'] / MIB:,.0f} "
-                f"| {ours['saved_bytes'] / MIB:,.1f} | {theirs['saved_bytes'] / 1e6:,.1f} |"
-            )
+            rows.append([
+                PRESET_TITLES[name], f"{size}x{size}", str(batch), f"{cold:.4f}", f"{theirs['median_s']:.2f}",
+                f"{theirs['median_s'] / cold:,.0f}x", f"{ours['rss'] / MIB:,.0f}", f"{theirs['rss'] / MIB:,.0f}",
+                f"{ours['saved_bytes'] / MIB:,.1f}", f"{theirs['saved_bytes'] / 1e6:,.1f}",
+            ])
+    lines = [markdown_table(headers, rows)]
     lines.append("")
     lines.append(
         f"Each cell is its own fresh Python process. Analysis: the slower of the first call and the median of "

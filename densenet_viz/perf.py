@@ -19,7 +19,7 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from .analysis import analyze
+from .analysis import _storage_key, analyze, counting_saved_storages
 from .build import build_model
 from .config import DenseNetConfig
 from .devices import check_device
@@ -49,30 +49,17 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _storage_key(t: Tensor) -> int:
-    # Storage identity, not data_ptr: on the meta device every storage has address 0.
-    return t.untyped_storage()._cdata
-
-
 def saved_activation_bytes(model: nn.Module, x: Tensor | list[Tensor]) -> int:
     """Bytes of the unique storages autograd saves for backward in one forward, parameters excluded.
 
     Counted as REFERENCE.md counts: batch-norm running statistics that autograd saves stay in (a
     few bytes per channel), the weights do not.
     """
-    excluded = {_storage_key(p) for p in model.parameters()}
-    seen: dict[int, int] = {}
-
-    def pack(t: Tensor) -> Tensor:
-        key = _storage_key(t)
-        if key not in excluded:
-            seen[key] = t.untyped_storage().nbytes()
-        return t.detach()  # same storage; returning t itself would make a reference cycle that leaks
-
-    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    sizes: list[int] = []
+    with torch.enable_grad(), counting_saved_storages(model, sizes.append):
         out = model(x)
     del out  # frees the graph
-    return sum(seen.values())
+    return sum(sizes)
 
 
 class _NewStorages(TorchDispatchMode):
