@@ -4,7 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from densenet_viz import ui
+from densenet_viz.app import ui
 
 HERE = Path(__file__).parent
 

@@ -1,10 +1,17 @@
 """densenet-viz: build real DenseNets and ResNets from one config, and measure and draw them."""
 
-from .analysis import AnalysisReport, MemoryReport, analyze, max_batch_that_fits, measure_cuda_peak, memory_growth
-from .build import build_model
-from .config import PRESET_TITLES, PRESETS, DenseNetConfig, ModelConfig, ResNetConfig, config_from_dict
-from .devices import available_devices, check_device
-from .resnet import count_params, match_baseline
+from .analysis import (
+    AnalysisReport,
+    MemoryReport,
+    analyze,
+    max_batch_that_fits,
+    measure_cuda_peak,
+    memory_growth,
+)
+from .analysis.baselines import count_params, match_baseline
+from .models.build import build_model
+from .models.config import PRESET_TITLES, PRESETS, DenseNetConfig, ModelConfig, ResNetConfig, config_from_dict
+from .models.devices import available_devices, check_device
 
 __all__ = [
     "PRESETS",

@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from densenet_viz import series, ui
-from densenet_viz.densenet import _DenseBlock, _DenseLayer
-from densenet_viz.style import MACS_NOTE, format_bytes, format_count, format_flops, format_macs, mib_columns
+from densenet_viz.app import ui
+from densenet_viz.models.densenet import _DenseBlock, _DenseLayer
+from densenet_viz.viz import series
+from densenet_viz.viz.style import MACS_NOTE, format_bytes, format_count, format_flops, format_macs, mib_columns
 
 KINDS_KEY, BLOCKS_KEY = "layer_kinds", "layer_blocks"
 

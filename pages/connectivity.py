@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from densenet_viz import charts, graphs, ui
-from densenet_viz.densenet import _DenseBlock, _DenseLayer
-from densenet_viz.resnet import BasicBlock, Bottleneck
+from densenet_viz.app import ui
+from densenet_viz.models.densenet import _DenseBlock, _DenseLayer
+from densenet_viz.models.resnet import BasicBlock, Bottleneck
+from densenet_viz.viz import charts, graphs
 
 # A block's graph has L(L+1)/2 + L+1 edges: readable up to about 8 layers, a hairball beyond 24.
 GRAPH_DEFAULT_LAYERS, MAX_GRAPH_LAYERS = 8, 24

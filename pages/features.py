@@ -7,11 +7,11 @@ import json
 import streamlit as st
 import torch
 
-from densenet_viz import feature_charts as fc
-from densenet_viz import features as fx
-from densenet_viz import images, training, weights
-from densenet_viz.config import config_from_dict
-from densenet_viz.ui import get_state, refuse_if_too_big, report_out_of_memory
+from densenet_viz.app.ui import get_state, refuse_if_too_big, report_out_of_memory
+from densenet_viz.lab import features as fx
+from densenet_viz.lab import images, training, weights
+from densenet_viz.models.config import config_from_dict
+from densenet_viz.viz import feature_charts as fc
 
 WEIGHTS_KEY, SOURCE_KEY, SAMPLE_KEY, UPLOAD_KEY = "fm_weights", "fm_image_source", "fm_sample", "fm_upload"
 DIGIT_KEY, LAYER_KEY, CHANNELS_KEY = "fm_digit", "fm_layer", "fm_channels"

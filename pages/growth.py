@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from densenet_viz import charts, series, ui
-from densenet_viz.densenet import DenseNet
+from densenet_viz.app import ui
+from densenet_viz.models.densenet import DenseNet
+from densenet_viz.viz import charts, series
 
 OVERLAY_KEY = "growth_overlay"
 

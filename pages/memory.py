@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from densenet_viz import charts, ui
-from densenet_viz.densenet import _DenseLayer
-from densenet_viz.style import MACS_NOTE, mib_columns
+from densenet_viz.app import ui
+from densenet_viz.models.densenet import _DenseLayer
+from densenet_viz.viz import charts
+from densenet_viz.viz.style import MACS_NOTE, mib_columns
 
 MEASURE_KEY = "measure_trade"
 

@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from densenet_viz import charts, ui
-from densenet_viz.style import MACS_NOTE
+from densenet_viz.app import ui
+from densenet_viz.viz import charts
+from densenet_viz.viz.style import MACS_NOTE
 
 BUDGET_KEY = "budget_gib"
 

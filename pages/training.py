@@ -5,10 +5,10 @@ import inspect
 import pandas as pd
 import streamlit as st
 
-from densenet_viz import feature_charts as fc
-from densenet_viz import features as fx
-from densenet_viz import training
-from densenet_viz.ui import get_state
+from densenet_viz.app.ui import get_state
+from densenet_viz.lab import features as fx
+from densenet_viz.lab import training
+from densenet_viz.viz import feature_charts as fc
 
 EPOCHS_KEY, START_KEY, STOP_KEY = "train_epochs", "train_start", "train_stop"
 BLOCK_KEY, DIGIT_KEY = "reuse_block", "train_digit"

@@ -28,9 +28,10 @@ from densenet_viz import (
     measure_cuda_peak,
     memory_growth,
 )
-from densenet_viz import analysis as A
-from densenet_viz.densenet import _DenseBlock
-from densenet_viz.plan import layer_plan, min_input_size
+from densenet_viz.analysis import closed_form as A
+from densenet_viz.analysis import measure as M
+from densenet_viz.models.densenet import _DenseBlock
+from densenet_viz.models.plan import layer_plan, min_input_size
 
 MIB = 2**20
 MODES = ("train_plain", "train_efficient", "inference")
@@ -62,7 +63,7 @@ def closed_form(report: AnalysisReport) -> tuple[int, int, int]:
 
 
 def measured(config, size, batch, dtype=torch.float32, device="cpu") -> tuple[int, ...]:
-    return tuple(A.measure_activation_bytes(config, size, batch, dtype, mode, device) for mode in MODES)
+    return tuple(M.measure_activation_bytes(config, size, batch, dtype, mode, device) for mode in MODES)
 
 
 # --- REFERENCE.md --------------------------------------------------------------------------------
@@ -146,7 +147,7 @@ def test_parameters_equal_the_built_model(name):
 def test_macs_equal_flop_counter_mode(name):
     config = PRESETS[name]
     size = 224 if config.stem == "imagenet" else 32
-    assert analyze(config, size, batch_size=2).macs == A.measure_macs(config, size, batch_size=2)
+    assert analyze(config, size, batch_size=2).macs == M.measure_macs(config, size, batch_size=2)
 
 
 # --- Memory: the closed form equals the measurement on real tensors and on meta ---------------------
@@ -163,7 +164,7 @@ def test_memory_equals_measurement_on_cpu_and_meta(config, size):
 def test_training_bytes_per_row_equal_the_measurement(config, size):
     table = analyze(config, size, batch_size=2).table.set_index("path")
     for mode in ("train_plain", "train_efficient"):
-        by_row = A._measure_saved(config, size, 2, torch.float32, mode, "cpu")
+        by_row = M._measure_saved(config, size, 2, torch.float32, mode, "cpu")
         expected = table[f"{mode}_bytes"]
         assert by_row == {path: nbytes for path, nbytes in expected.items() if nbytes}
 

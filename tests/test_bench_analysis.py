@@ -2,7 +2,7 @@
 
 import pytest
 
-from densenet_viz import bench_analysis
+from densenet_viz.bench import analysis as bench_analysis
 
 
 @pytest.mark.slow

@@ -3,8 +3,11 @@
 import pytest
 import torch
 
-from densenet_viz import DenseNetConfig, bench, bench_infer, bench_train, build_model
-from densenet_viz.densenet import _DenseBlock
+from densenet_viz import DenseNetConfig, build_model
+from densenet_viz.bench import __main__ as bench
+from densenet_viz.bench import infer as bench_infer
+from densenet_viz.bench import train as bench_train
+from densenet_viz.models.densenet import _DenseBlock
 
 
 def _table_rows(markdown: str) -> list[list[str]]:

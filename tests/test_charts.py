@@ -5,11 +5,12 @@ import math
 import numpy as np
 import pytest
 
-from densenet_viz import PRESETS, DenseNetConfig, charts
-from densenet_viz.analysis import analyze, memory_growth
-from densenet_viz.graphs import connectivity_matrix, dense_block_trace
-from densenet_viz.series import channel_series, comparison_table, resnet_channel_series
-from densenet_viz.style import AXIS_TITLE_SIZE, OKABE_ITO, TICK_SIZE
+from densenet_viz import PRESETS, DenseNetConfig
+from densenet_viz.analysis.closed_form import analyze, memory_growth
+from densenet_viz.viz import charts
+from densenet_viz.viz.graphs import connectivity_matrix, dense_block_trace
+from densenet_viz.viz.series import channel_series, comparison_table, resnet_channel_series
+from densenet_viz.viz.style import AXIS_TITLE_SIZE, OKABE_ITO, TICK_SIZE
 
 CIFAR = DenseNetConfig(growth_rate=12, block_config=(4, 5, 6), num_init_features=24, stem="cifar", num_classes=10)
 

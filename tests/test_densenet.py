@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from densenet_viz import PRESETS, DenseNetConfig, build_model
-from densenet_viz.densenet import _DenseBlock, _DenseLayer, _Transition
-from densenet_viz.plan import layer_plan
+from densenet_viz.models.densenet import _DenseBlock, _DenseLayer, _Transition
+from densenet_viz.models.plan import layer_plan
 
 
 def test_seed_dense_block_of_four_layers():

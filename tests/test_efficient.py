@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from densenet_viz import DenseNetConfig, build_model
-from densenet_viz.densenet import _DenseBlock
-from densenet_viz.efficient import cat_bn_relu_conv
-from densenet_viz.perf import retained_bytes, saved_activation_bytes
+from densenet_viz.analysis.trade import retained_bytes, saved_activation_bytes
+from densenet_viz.models.densenet import _DenseBlock
+from densenet_viz.models.efficient import cat_bn_relu_conv
 
 SMALL = DenseNetConfig(growth_rate=6, block_config=(3, 4), num_init_features=8, stem="cifar", num_classes=5)
 

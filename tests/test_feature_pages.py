@@ -16,9 +16,9 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from densenet_viz import DenseNetConfig, build_model, match_baseline
-from densenet_viz import features as fx
-from densenet_viz import training as tr
-from densenet_viz.ui import STATE_KEY, AppState
+from densenet_viz.app.ui import STATE_KEY, AppState
+from densenet_viz.lab import features as fx
+from densenet_viz.lab import training as tr
 
 PAGES = Path(__file__).resolve().parents[1] / "pages"
 TIMEOUT = 90

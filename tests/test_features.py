@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from densenet_viz import PRESETS, DenseNetConfig, ResNetConfig, build_model
-from densenet_viz import features as fx
-from densenet_viz.plan import layer_plan
+from densenet_viz.lab import features as fx
+from densenet_viz.models.plan import layer_plan
 
 SMALL = {
     "cifar-bc": (DenseNetConfig(8, (3, 2, 2), 16, stem="cifar", num_classes=10), 16),

@@ -21,9 +21,16 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from densenet_viz import DenseNetConfig, count_params
-from densenet_viz.images import MAX_PIXELS, decode_upload
-from densenet_viz.plan import layer_plan
-from densenet_viz.urlstate import BY_KEY, CONTROLS, LESSON_KEYS, QueryState, config_from_settings, settings_from_query
+from densenet_viz.app.settings import (
+    BY_KEY,
+    CONTROLS,
+    LESSON_KEYS,
+    QueryState,
+    config_from_settings,
+    settings_from_query,
+)
+from densenet_viz.lab.images import MAX_PIXELS, decode_upload
+from densenet_viz.models.plan import layer_plan
 
 # ---- query strings -------------------------------------------------------------------------------
 
@@ -226,7 +233,7 @@ def _evil_checkpoints(flag: Path) -> list[tuple[str, bytes]]:
 
 
 def _weights():
-    return pytest.importorskip("densenet_viz.weights", reason="densenet_viz.weights has not landed yet")
+    return pytest.importorskip("densenet_viz.lab.weights", reason="densenet_viz.lab.weights has not landed yet")
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
@@ -332,7 +339,7 @@ def test_hostile_links_through_the_app_warn_and_show_a_valid_model():
 def _feature_page() -> AppTest:
     """The Feature maps page on its own with a small CIFAR model in session state (as the sidebar sets it)."""
     from densenet_viz import match_baseline
-    from densenet_viz.ui import STATE_KEY, AppState
+    from densenet_viz.app.ui import STATE_KEY, AppState
 
     config = DenseNetConfig(8, (2, 2), 16, stem="cifar", num_classes=10)
     at = AppTest.from_file(str(PAGES_DIR / "features.py"), default_timeout=120)
@@ -374,10 +381,10 @@ HUGE = {"preset": "densenet264", "k": "128", "size": "1024", "batch": "1024"}  #
 
 
 def test_a_model_bigger_than_free_memory_is_refused_before_anything_is_allocated(monkeypatch):
-    import densenet_viz.ui as ui
-    from densenet_viz.analysis import analyze
-    from densenet_viz.guard import free_memory_bytes
-    from densenet_viz.urlstate import config_from_settings, settings_from_query
+    import densenet_viz.app.ui as ui
+    from densenet_viz.analysis.budget import free_memory_bytes
+    from densenet_viz.analysis.closed_form import analyze
+    from densenet_viz.app.settings import config_from_settings, settings_from_query
 
     built = []
     monkeypatch.setattr(ui, "build_model", lambda *a, **k: built.append(a) or pytest.fail("build_model was called"))
@@ -395,8 +402,8 @@ def test_a_model_bigger_than_free_memory_is_refused_before_anything_is_allocated
 
 
 def test_the_feature_page_refuses_a_model_bigger_than_free_memory_before_building_it(monkeypatch):
-    import densenet_viz.features as fx
-    import densenet_viz.guard as guard
+    import densenet_viz.analysis.budget as guard
+    import densenet_viz.lab.features as fx
 
     monkeypatch.setattr(guard, "free_memory_bytes", lambda device: 1024)  # a device with 1 KiB free
     monkeypatch.setattr(fx, "inference_model", lambda *a, **k: pytest.fail("the model was built"))
@@ -435,7 +442,7 @@ def _assert_oom_explained(at: AppTest, emptied: list[bool]) -> None:
 
 def test_an_out_of_memory_while_building_is_caught_the_cache_cleared_and_explained(monkeypatch, emptied):
     """Simulated on the CPU: the build raises torch.OutOfMemoryError (what CUDA raises)."""
-    import densenet_viz.ui as ui
+    import densenet_viz.app.ui as ui
 
     monkeypatch.setattr(ui, "build_model", _oom)
     ui._build.clear()
@@ -443,7 +450,7 @@ def test_an_out_of_memory_while_building_is_caught_the_cache_cleared_and_explain
 
 
 def test_an_out_of_memory_while_drawing_feature_maps_is_caught_and_explained(monkeypatch, emptied):
-    from densenet_viz import features as fx
+    from densenet_viz.lab import features as fx
 
     monkeypatch.setattr(fx, "compute_feature_map", _oom)
     st_cache_clear()
@@ -451,7 +458,7 @@ def test_an_out_of_memory_while_drawing_feature_maps_is_caught_and_explained(mon
 
 
 def test_an_out_of_memory_while_measuring_the_trade_is_caught_and_explained(monkeypatch, emptied):
-    import densenet_viz.perf as perf
+    import densenet_viz.analysis.trade as perf
 
     monkeypatch.setattr(perf, "measure_trade", _oom)
     from apptest_helpers import open_page  # its AppTest patch keeps a button's click across the page switch

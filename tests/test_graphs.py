@@ -7,7 +7,7 @@ import re
 import pytest
 
 from densenet_viz import PRESETS, DenseNetConfig
-from densenet_viz.graphs import (
+from densenet_viz.viz.graphs import (
     connectivity_matrix,
     count_dot_edges,
     dense_block_trace,
@@ -16,7 +16,7 @@ from densenet_viz.graphs import (
     network_trace,
     resnet_block_trace,
 )
-from densenet_viz.style import HIGHLIGHT_COLOR, foreground
+from densenet_viz.viz.style import HIGHLIGHT_COLOR, foreground
 
 
 def small(layers: int, k: int = 12, k0: int = 16) -> DenseNetConfig:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from densenet_viz.guard import check_fits, free_memory_bytes
+from densenet_viz.analysis.budget import check_fits, free_memory_bytes
 
 
 def test_cpu_free_memory_is_read_from_meminfo():
@@ -17,5 +17,5 @@ def test_a_model_over_the_budget_is_refused_with_both_numbers():
 
 
 def test_unknown_free_memory_lets_the_build_go_ahead(monkeypatch):
-    monkeypatch.setattr("densenet_viz.guard.free_memory_bytes", lambda device: None)
+    monkeypatch.setattr("densenet_viz.analysis.budget.free_memory_bytes", lambda device: None)
     check_fits(10**18, "cpu")  # the platform does not say: no refusal

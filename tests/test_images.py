@@ -11,8 +11,8 @@ import skimage.data
 import torch
 from PIL import Image
 
-from densenet_viz import images
-from densenet_viz.images import decode_upload, load_sample, preprocess, to_display
+from densenet_viz.lab import images
+from densenet_viz.lab.images import decode_upload, load_sample, preprocess, to_display
 
 RNG = np.random.default_rng(0)
 PHOTO = Image.fromarray(RNG.integers(0, 256, (60, 90, 3), dtype=np.uint8))

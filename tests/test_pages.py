@@ -15,8 +15,8 @@ import pytest
 from apptest_helpers import dots, new_app, open_page, plotly, values
 
 from densenet_viz import PRESETS
-from densenet_viz.analysis import max_batch_that_fits
-from densenet_viz.graphs import count_dot_edges
+from densenet_viz.analysis.closed_form import max_batch_that_fits
+from densenet_viz.viz.graphs import count_dot_edges
 
 PAGES = ["build", "connectivity", "growth", "memory", "tradeoffs"]
 CIFAR_QUERY = {"preset": "densenet_bc_100_12", "blocks": "4-5-6"}  # small: fast pages
@@ -55,7 +55,7 @@ def test_build_page_shows_the_real_model_its_numbers_and_a_filterable_table():
 
 
 def test_build_refuses_a_model_too_big_for_the_device(monkeypatch):
-    monkeypatch.setattr("densenet_viz.guard.free_memory_bytes", lambda device: 16 * 2**20)
+    monkeypatch.setattr("densenet_viz.analysis.budget.free_memory_bytes", lambda device: 16 * 2**20)
     at = open_page("build", {"preset": "densenet121", "k": "40"})  # not cached yet under this config
     assert any("Not built" in e.value and "MiB" in e.value for e in at.error)
     assert not at.exception
@@ -123,7 +123,7 @@ def test_memory_page_compares_with_the_baseline():
 
 
 def test_memory_page_measures_the_trade_on_request():
-    pytest.importorskip("densenet_viz.perf")
+    pytest.importorskip("densenet_viz.analysis.trade")
     at = open_page("memory", {"preset": "densenet_bc_100_12", "blocks": "2-2-2", "batch": "2"})
     assert not at.get("plotly_chart") or all(e.key != "trade_chart" for e in at.get("plotly_chart"))
     at.button(key="measure_trade").click().run()

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from densenet_viz import DenseNetConfig, ResNetConfig, build_model, count_params
-from densenet_viz.analysis import analyze
-from densenet_viz.plan import layer_plan
+from densenet_viz.analysis.closed_form import analyze
+from densenet_viz.models.plan import layer_plan
 
 FIELDS = (
     "growth_rate", "block_config", "num_init_features", "bn_size", "compression", "drop_rate",
@@ -127,7 +127,7 @@ def real_macs(model: torch.nn.Module, x: torch.Tensor) -> int:
 _counts = {"configs": 0, "invalid": 0, "built": 0}
 
 
-def _check_config(kwargs: dict, input_size: int, batch: int) -> None:
+def check_config(kwargs: dict, input_size: int, batch: int) -> None:
     _counts["configs"] += 1
     try:
         config = DenseNetConfig(**kwargs)
@@ -199,7 +199,7 @@ HYP = settings(max_examples=150, deadline=None, derandomize=True, suppress_healt
 @HYP
 @given(kwargs=config_kwargs(), input_size=st.integers(1, 40), batch=st.integers(1, 2))
 def test_every_config_is_refused_clearly_or_matches_the_real_model(kwargs, input_size, batch):
-    _check_config(kwargs, input_size, batch)
+    check_config(kwargs, input_size, batch)
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from densenet_viz import PRESETS, DenseNetConfig, ResNetConfig, build_model, count_params, match_baseline
-from densenet_viz.resnet import ZeroPadShortcut
+from densenet_viz.models.resnet import ZeroPadShortcut
 
 
 @pytest.mark.parametrize("name", [n for n, c in PRESETS.items() if isinstance(c, ResNetConfig)])

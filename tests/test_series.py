@@ -5,9 +5,10 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from densenet_viz import PRESETS, DenseNetConfig, charts
-from densenet_viz.analysis import analyze, max_batch_that_fits
-from densenet_viz.series import (
+from densenet_viz import PRESETS, DenseNetConfig
+from densenet_viz.analysis.closed_form import analyze, max_batch_that_fits
+from densenet_viz.viz import charts
+from densenet_viz.viz.series import (
     comparison_table,
     filter_layers,
     largest_batches,

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from densenet_viz.style import (
+from densenet_viz.viz.style import (
     KIND_COLORS,
     OKABE_ITO,
     format_bytes,

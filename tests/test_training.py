@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from densenet_viz import DenseNetConfig, count_params
-from densenet_viz import training as tr
-from densenet_viz.densenet import _DenseBlock
+from densenet_viz.lab import training as tr
+from densenet_viz.models.densenet import _DenseBlock
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import torch
 from apptest_helpers import new_app, open_page
 
 from densenet_viz import PRESETS
-from densenet_viz.ui import STATE_KEY, AppState, config_key
+from densenet_viz.app.ui import STATE_KEY, AppState, config_key
 
 
 def state(at) -> AppState:

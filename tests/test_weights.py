@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from densenet_viz import PRESETS, DenseNetConfig, build_model
-from densenet_viz import weights as w
-from densenet_viz.features import inference_model
+from densenet_viz.lab import weights as w
+from densenet_viz.lab.features import inference_model
 
 CONFIG = DenseNetConfig(8, (2, 3), 16, stem="cifar", num_classes=10)
 FLAG: list[str] = []
@@ -203,7 +203,7 @@ def test_real_densenet121_weights_when_the_hub_cache_has_them():
     path = next((p for p in w.hub_checkpoints() if p.name.startswith("densenet121-")), None)
     if path is None:
         pytest.skip("densenet121-a639ec97.pth is not in the torch hub cache here")
-    from densenet_viz.images import load_sample, preprocess
+    from densenet_viz.lab.images import load_sample, preprocess
 
     model = w.load_weights(PRESETS["densenet121"], w.load_state_dict_file(path))
     x = preprocess(load_sample("chelsea").image, 224, 3, crop_fraction=0.875).tensor

@@ -29,7 +29,8 @@ def _peak_rss() -> int:
 
 
 def _analysis_worker(name: str, size: int, batch: int) -> dict[str, float]:
-    from densenet_viz import PRESETS, analysis
+    from densenet_viz import PRESETS
+    from densenet_viz.analysis import closed_form as analysis
 
     imported_rss = _peak_rss()
     times = []
@@ -72,9 +73,9 @@ def _torchinfo_worker(name: str, size: int, batch: int) -> dict[str, float]:
 
 def _measure(tool: str, name: str, size: int, batch: int) -> dict[str, float]:
     """Run one worker in a fresh interpreter and return its JSON."""
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, "-m", "densenet_viz.bench_analysis", tool, name, str(size), str(batch)]
+    command = [sys.executable, "-m", "densenet_viz.bench.analysis", tool, name, str(size), str(batch)]
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=root, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
@@ -83,8 +84,8 @@ def _measure(tool: str, name: str, size: int, batch: int) -> dict[str, float]:
 
 def run(quick: bool = False) -> str:
     """Time the analysis and torchinfo.summary for each case; return a markdown table."""
-    from .config import PRESET_TITLES
-    from .perf import markdown_table
+    from ..analysis.trade import markdown_table
+    from ..models.config import PRESET_TITLES
 
     cases, batches = (QUICK, QUICK_BATCHES) if quick else (FULL, FULL_BATCHES)
     headers = ["model", "input", "batch", "analysis, cold (s)", "torchinfo.summary (s)", "speed-up",

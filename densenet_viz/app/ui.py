@@ -20,13 +20,13 @@ import streamlit as st
 import torch
 from torch import nn
 
-from . import series
-from . import urlstate as us
-from .build import build_model
-from .config import PRESET_TITLES, PRESETS, DenseNetConfig, ResNetConfig, config_from_dict
-from .devices import available_devices
-from .guard import check_fits
-from .style import format_bytes, format_ratio, format_value
+from ..analysis.budget import check_fits
+from ..models.build import build_model
+from ..models.config import PRESET_TITLES, PRESETS, DenseNetConfig, ResNetConfig, config_from_dict
+from ..models.devices import available_devices
+from ..viz import series
+from ..viz.style import format_bytes, format_ratio, format_value
+from . import settings as us
 
 # Session-state keys (widget keys are the control names of urlstate.CONTROLS).
 STATE_KEY = "app_state"
@@ -91,7 +91,7 @@ def _baseline(config_json: str, choice: str) -> tuple[str, dict]:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _analyze(config_json: str, input_size: int, batch_size: int, dtype_name: str):
-    from .analysis import analyze
+    from ..analysis.closed_form import analyze
 
     config = config_from_dict(json.loads(config_json))
     return analyze(config, input_size=input_size, batch_size=batch_size, dtype=DTYPES[dtype_name])
@@ -182,7 +182,7 @@ def measured_trade(state: AppState, run: bool) -> pd.DataFrame | None:
     key = (config_key(state.config), state.input_size, state.batch_size, state.device)
     results = dict(st.session_state.get(TRADE_KEY, {}))
     if run:
-        from .perf import measure_trade
+        from ..analysis.trade import measure_trade
 
         bar = st.progress(0.0, text="starting")
         try:

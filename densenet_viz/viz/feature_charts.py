@@ -9,8 +9,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .features import ChannelGroup
-from .training import EpochResult, ReuseMap
+from ..lab.features import ChannelGroup
+from ..lab.training import EpochResult, ReuseMap
 
 # Okabe & Ito's colour-blind-safe palette; x0 (the block input) is always the neutral grey.
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")

@@ -20,10 +20,10 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from .build import build_model
-from .config import PRESETS, DenseNetConfig
-from .densenet import _DenseBlock
-from .perf import MODES, markdown_table, saved_activation_bytes, time_training_steps
+from ..analysis.trade import MODES, markdown_table, saved_activation_bytes, time_training_steps
+from ..models.build import build_model
+from ..models.config import PRESETS, DenseNetConfig
+from ..models.densenet import _DenseBlock
 
 MIB = 2**20
 

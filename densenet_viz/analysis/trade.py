@@ -19,11 +19,12 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from .analysis import _storage_key, analyze, counting_saved_storages
-from .build import build_model
-from .config import DenseNetConfig
-from .devices import check_device
-from .plan import layer_plan
+from ..models.build import build_model
+from ..models.config import DenseNetConfig
+from ..models.devices import check_device
+from ..models.plan import layer_plan
+from .closed_form import analyze
+from .measure import counting_saved_storages, storage_key
 
 # Training modes compared by measure_trade: (mode name, memory_efficient, efficient_impl).
 MODES: tuple[tuple[str, bool, str], ...] = (
@@ -85,11 +86,11 @@ def retained_bytes(model: nn.Module, x: Tensor | list[Tensor]) -> int:
     however it is kept (save_for_backward, attributes on a ctx, closures), minus the output itself.
     """
     inputs = [t for t in tree_flatten(x)[0] if isinstance(t, Tensor)]
-    before = {_storage_key(t) for t in [*model.parameters(), *model.buffers(), *inputs]}
+    before = {storage_key(t) for t in [*model.parameters(), *model.buffers(), *inputs]}
     recorder = _NewStorages()
     with torch.enable_grad(), recorder:
         out = model(x)
-    out_keys = {_storage_key(t) for t in tree_flatten(out)[0] if isinstance(t, Tensor)}
+    out_keys = {storage_key(t) for t in tree_flatten(out)[0] if isinstance(t, Tensor)}
     total = sum(
         nbytes
         for key, (ref, nbytes) in recorder.storages.items()

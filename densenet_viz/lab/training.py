@@ -17,11 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .build import build_model
-from .config import PRESET_TITLES, DenseNetConfig, ResNetConfig
+from ..analysis.baselines import count_params, match_baseline
+from ..models.build import build_model
+from ..models.config import PRESET_TITLES, DenseNetConfig, ResNetConfig
 from .features import torch_threads
 from .images import GRAY_MEAN, GRAY_STD
-from .resnet import count_params, match_baseline
 
 # The demo model: the paper's CIFAR DenseNet-BC recipe (2k stem channels, bottleneck 4k, theta 0.5) shrunk
 # to 4 layers per block, for 1-channel 16x16 digits. 102,298 parameters.

@@ -25,11 +25,11 @@ class LayerSpec:
     width: int
 
 
-def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def _check_input_size(input_size: int | tuple[int, int]) -> tuple[int, int]:
+def check_input_size(input_size: int | tuple[int, int]) -> tuple[int, int]:
     """Return (H, W) from an int or pair, or raise ValueError for non-positive or non-integer sizes."""
     hw = (input_size, input_size) if isinstance(input_size, int) and not isinstance(input_size, bool) else input_size
     if (
@@ -43,7 +43,7 @@ def _check_input_size(input_size: int | tuple[int, int]) -> tuple[int, int]:
 
 def _stem(config: DenseNetConfig | ResNetConfig, hw: tuple[int, int], out: int, path: str) -> LayerSpec:
     if config.stem == "imagenet":
-        h, w = (_conv_out(_conv_out(s, 7, 2, 3), 3, 2, 1) for s in hw)
+        h, w = (conv_out(conv_out(s, 7, 2, 3), 3, 2, 1) for s in hw)
     else:
         h, w = hw
     return LayerSpec(path, "stem", None, None, config.in_channels, out, h, w)
@@ -67,7 +67,7 @@ def _plan(config: DenseNetConfig | ResNetConfig, hw: tuple[int, int]) -> list[La
 
 def layer_plan(config: DenseNetConfig | ResNetConfig, input_size: int | tuple[int, int] = 224) -> list[LayerSpec]:
     """Every stem, dense layer / residual block, transition and classifier with its channels and size."""
-    hw = _check_input_size(input_size)
+    hw = check_input_size(input_size)
     specs = _plan(config, hw)
     if not _fits(specs):
         size = min_input_size(config)
@@ -105,7 +105,7 @@ def _resnet_plan(config: ResNetConfig, hw: tuple[int, int]) -> list[LayerSpec]:
         out = width * config.expansion
         for i in range(1, n + 1):
             if s > 1 and i == 1:
-                h, w = _conv_out(h, 3, 2, 1), _conv_out(w, 3, 2, 1)
+                h, w = conv_out(h, 3, 2, 1), conv_out(w, 3, 2, 1)
             specs.append(LayerSpec(f"layer{s}.{i - 1}", "residual_block", s, i, c, out, h, w))
             c = out
     specs.append(LayerSpec("fc", "classifier", None, None, c, config.num_classes, 1, 1))

@@ -7,9 +7,9 @@ import importlib
 
 # Each part lives in its own module exposing `run(quick: bool) -> str` (the printed table).
 PARTS = {
-    "analysis": "densenet_viz.bench_analysis",
-    "train": "densenet_viz.bench_train",
-    "infer": "densenet_viz.bench_infer",
+    "analysis": "densenet_viz.bench.analysis",
+    "train": "densenet_viz.bench.train",
+    "infer": "densenet_viz.bench.infer",
 }
 
 

@@ -22,7 +22,7 @@ MAX_CHANNELS = 4096
 MAX_CLASSES = 100_000
 
 
-def _check_int(name: str, value: Any, low: int, high: int) -> None:
+def check_int(name: str, value: Any, low: int, high: int) -> None:
     """Raise ValueError unless value is an int (not bool) in [low, high]."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
@@ -44,7 +44,7 @@ def _check_int_tuple(name: str, value: Any, low: int, high: int) -> tuple[int, .
     if not 1 <= len(items) <= MAX_BLOCKS:
         raise ValueError(f"{name} must have 1 to {MAX_BLOCKS} entries, got {len(items)}")
     for i, item in enumerate(items):
-        _check_int(f"{name}[{i}]", item, low, high)
+        check_int(f"{name}[{i}]", item, low, high)
     return items
 
 
@@ -104,16 +104,16 @@ class DenseNetConfig(_DictMixin):
     kind = "densenet"
 
     def __post_init__(self) -> None:
-        _check_int("growth_rate", self.growth_rate, 1, MAX_GROWTH_RATE)
+        check_int("growth_rate", self.growth_rate, 1, MAX_GROWTH_RATE)
         blocks = _check_int_tuple("block_config", self.block_config, 1, MAX_LAYERS_PER_BLOCK)
         object.__setattr__(self, "block_config", blocks)
-        _check_int("num_init_features", self.num_init_features, 1, MAX_CHANNELS)
-        _check_int("bn_size", self.bn_size, 0, 16)
+        check_int("num_init_features", self.num_init_features, 1, MAX_CHANNELS)
+        check_int("bn_size", self.bn_size, 0, 16)
         _check_float("compression", self.compression, 0.0, 1.0, open_low=True)
         _check_float("drop_rate", self.drop_rate, 0.0, 0.99, open_low=False)
         _check_choice("stem", self.stem, STEMS)
-        _check_int("in_channels", self.in_channels, 1, 64)
-        _check_int("num_classes", self.num_classes, 1, MAX_CLASSES)
+        check_int("in_channels", self.in_channels, 1, 64)
+        check_int("num_classes", self.num_classes, 1, MAX_CLASSES)
         if not isinstance(self.memory_efficient, bool):
             raise ValueError(f"memory_efficient must be true or false, got {self.memory_efficient!r}")
         _check_choice("efficient_impl", self.efficient_impl, EFFICIENT_IMPLS)
@@ -181,8 +181,8 @@ class ResNetConfig(_DictMixin):
         _check_choice("shortcut", self.shortcut, RESNET_SHORTCUTS)
         if self.shortcut == "zero_pad" and self.block != "basic":
             raise ValueError("shortcut 'zero_pad' is defined for basic blocks only (He et al. option A)")
-        _check_int("in_channels", self.in_channels, 1, 64)
-        _check_int("num_classes", self.num_classes, 1, MAX_CLASSES)
+        check_int("in_channels", self.in_channels, 1, 64)
+        check_int("num_classes", self.num_classes, 1, MAX_CLASSES)
 
     @property
     def expansion(self) -> int:

@@ -22,10 +22,10 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-from .build import build_model
-from .config import PRESETS, DenseNetConfig, ResNetConfig
-from .densenet import _DenseBlock
-from .perf import markdown_table
+from ..analysis.trade import markdown_table
+from ..models.build import build_model
+from ..models.config import PRESETS, DenseNetConfig, ResNetConfig
+from ..models.densenet import _DenseBlock
 
 FORMATS = {"NCHW": torch.contiguous_format, "channels_last": torch.channels_last}
 

@@ -18,8 +18,8 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from .build import build_model
-from .config import PRESETS, DenseNetConfig, ResNetConfig
+from ..models.build import build_model
+from ..models.config import PRESETS, DenseNetConfig, ResNetConfig
 
 MAX_WEIGHTS_BYTES = 1024 * 1024 * 1024  # 1 GiB: DenseNet-161's ImageNet file is 110 MiB
 # torchvision's DenseNet files predate its current module names: 'denselayer1.norm.1.weight' is now
@@ -30,7 +30,7 @@ LEGACY_KEY = re.compile(
 )
 # Batch norm fills this counter in itself when a file lacks it (files saved before PyTorch 0.4.1 do).
 OPTIONAL_SUFFIX = ".num_batches_tracked"
-LABELS_FILE = Path(__file__).parent / "data" / "imagenet_classes.txt"
+LABELS_FILE = Path(__file__).parents[1] / "data" / "imagenet_classes.txt"
 _SHOWN = 5  # keys listed by name in an error message; the rest are counted
 
 

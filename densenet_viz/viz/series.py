@@ -10,9 +10,9 @@ from dataclasses import replace
 import pandas as pd
 import torch
 
-from .config import PRESET_TITLES, DenseNetConfig, ResNetConfig
-from .plan import layer_plan
-from .resnet import resnet_baselines
+from ..analysis.baselines import adapted_baselines
+from ..models.config import PRESET_TITLES, DenseNetConfig, ResNetConfig
+from ..models.plan import layer_plan
 
 GROWTH_RATES = (4, 8, 12, 16, 24, 32, 40, 48, 64)
 DEPTH_SCALES = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
@@ -78,7 +78,7 @@ def block_memory_growth(
     max_layers: int = 64,
 ) -> pd.DataFrame:
     """memory_growth for the model's first dense block (its k, input channels, bottleneck and map size)."""
-    from .analysis import memory_growth
+    from ..analysis.closed_form import memory_growth
 
     first = next(s for s in layer_plan(config, input_size) if s.kind == "dense_layer")
     return memory_growth(
@@ -112,7 +112,7 @@ def sweep_growth(
     rates: tuple[int, ...] = GROWTH_RATES,
 ) -> pd.DataFrame:
     """Parameters, MACs and memory as the growth rate k varies, everything else as in config."""
-    from .analysis import analyze
+    from ..analysis.closed_form import analyze
 
     rows = []
     for k in sorted({*rates, config.growth_rate}):
@@ -138,7 +138,7 @@ def sweep_depth(
     scales: tuple[float, ...] = DEPTH_SCALES,
 ) -> pd.DataFrame:
     """Parameters, MACs and memory as every block's layer count is scaled (depth L varies)."""
-    from .analysis import analyze
+    from ..analysis.closed_form import analyze
 
     rows, seen = [], set()
     for scale in scales:
@@ -166,11 +166,10 @@ def resnet_family(
     config: DenseNetConfig, input_size: int, batch_size: int = 1, dtype: torch.dtype = torch.float32
 ) -> pd.DataFrame:
     """The ResNets sharing the DenseNet's stem (same classes and input channels): reference points."""
-    from .analysis import analyze
+    from ..analysis.closed_form import analyze
 
     rows = []
-    for name, cfg in resnet_baselines(config.stem).items():
-        cfg = replace(cfg, in_channels=config.in_channels, num_classes=config.num_classes)
+    for name, cfg in adapted_baselines(config).items():
         try:
             report = analyze(cfg, input_size=input_size, batch_size=batch_size, dtype=dtype)
         except ValueError:  # input too small for this ResNet's downsampling
@@ -216,7 +215,7 @@ def largest_batches(
     config: DenseNetConfig, input_size: int, budget_gib: float, dtype: torch.dtype = torch.float32
 ) -> pd.DataFrame:
     """The largest batch whose weights and activations fit in budget_gib GiB, per mode (0: not even one)."""
-    from .analysis import max_batch_that_fits
+    from ..analysis.closed_form import max_batch_that_fits
 
     budget = int(budget_gib * 2**30)
     rows = [

@@ -1,15 +1,12 @@
-"""ResNet baselines (He et al., CVPR 2016) with torchvision's module names, and baseline matching."""
+"""ResNet baselines (He et al., CVPR 2016) with torchvision's module names."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import PRESETS, DenseNetConfig, ResNetConfig
+from .config import ResNetConfig
 
 
 class BasicBlock(nn.Module):
@@ -126,35 +123,3 @@ class ResNet(nn.Module):
             x = stage(x)
         x = torch.flatten(self.avgpool(x), 1)
         return self.fc(x)
-
-
-def count_params(config: DenseNetConfig | ResNetConfig) -> int:
-    """Parameters of the model a config describes (built on the meta device: no memory used)."""
-    from .build import build_model
-
-    model = build_model(config, device="meta")
-    return sum(p.numel() for p in model.parameters())
-
-
-def resnet_baselines(stem: str) -> dict[str, ResNetConfig]:
-    """The ResNet presets that share a stem (ImageNet or CIFAR), with input channels and classes kept."""
-    return {name: cfg for name, cfg in PRESETS.items() if isinstance(cfg, ResNetConfig) and cfg.stem == stem}
-
-
-def match_baseline(config: DenseNetConfig, by: str = "params") -> tuple[str, ResNetConfig]:
-    """The ResNet preset (same stem family) closest to a DenseNet by parameter count or by depth."""
-    if by not in ("params", "depth"):
-        raise ValueError(f"by must be 'params' or 'depth', got {by!r}")
-    candidates = {
-        name: replace(cfg, in_channels=config.in_channels, num_classes=config.num_classes)
-        for name, cfg in resnet_baselines(config.stem).items()
-    }
-    key: Callable[[ResNetConfig], float]
-    if by == "params":
-        target = count_params(config)
-        key = lambda c: abs(count_params(c) - target)  # noqa: E731
-    else:
-        key = lambda c: abs(c.depth - config.depth)  # noqa: E731
-    name = min(candidates, key=lambda n: key(candidates[n]))
-    return name, candidates[name]
-

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .build import build_model
-from .config import DenseNetConfig, ResNetConfig
-from .plan import LayerSpec, layer_plan
+from ..models.build import build_model
+from ..models.config import DenseNetConfig, ResNetConfig
+from ..models.plan import LayerSpec, layer_plan
 
 
 @dataclass(frozen=True)

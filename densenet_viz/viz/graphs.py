@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import graphviz
 import pandas as pd
 
-from .config import DenseNetConfig, ResNetConfig
-from .plan import LayerSpec, layer_plan
+from ..models.config import DenseNetConfig, ResNetConfig
+from ..models.plan import LayerSpec, layer_plan
 from .style import FONT_FAMILY, GRAPH_FONT_SIZE, HIGHLIGHT_COLOR, KIND_COLORS, foreground, muted, text_color_on
 
 # Edge kinds: "read" a dense layer reads an earlier map; "output" a map goes into the block's output;

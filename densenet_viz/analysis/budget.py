@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .style import format_bytes
+from ..viz.style import format_bytes
 
 # Leave room for the app, the allocator's slack and the other sessions sharing the machine.
 USABLE_FRACTION = 0.8

@@ -11,13 +11,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from . import config as _config
-from .config import MAX_BLOCKS, PRESET_TITLES, PRESETS, STEMS, DenseNetConfig, ResNetConfig
-from .plan import layer_plan, min_input_size
-from .resnet import match_baseline, resnet_baselines
+from ..analysis.baselines import adapt_baseline, match_baseline, resnet_baselines
+from ..models import config as _config
+from ..models.config import MAX_BLOCKS, PRESET_TITLES, PRESETS, STEMS, DenseNetConfig, ResNetConfig
+from ..models.plan import layer_plan, min_input_size
 
 CUSTOM = "custom"
 DTYPES = ("float32", "float16", "bfloat16", "float64")
@@ -136,7 +136,7 @@ def resolve_baseline(config: DenseNetConfig, choice: str) -> tuple[str, ResNetCo
         return match_baseline(config, by=choice.removeprefix("auto-"))
     if choice not in resnet_baselines(config.stem):
         raise ValueError(f"baseline must be one of {', '.join(baseline_choices(config.stem))}; got {choice!r}")
-    return choice, replace(PRESETS[choice], in_channels=config.in_channels, num_classes=config.num_classes)
+    return choice, adapt_baseline(PRESETS[choice], config)
 
 
 # ---- parsing one value --------------------------------------------------------------------------

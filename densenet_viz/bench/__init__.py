@@ -1,0 +1,1 @@
+"""Benchmarks that print tables: `python -m densenet_viz.bench PART`."""

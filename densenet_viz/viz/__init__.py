@@ -1,0 +1,1 @@
+"""Figures: one palette and set of formatters, chart data series, plotly charts, graphviz graphs."""
