@@ -18,8 +18,10 @@ PAGES = [
     ("pages/growth.py", "Channel growth", ":material/stacked_line_chart:"),
     ("pages/memory.py", "Parameters & memory vs ResNet", ":material/memory:"),
     ("pages/tradeoffs.py", "Trade-offs", ":material/balance:"),
+    ("pages/accuracy.py", "Accuracy vs cost", ":material/query_stats:"),
     ("pages/features.py", "Feature maps", ":material/grid_view:"),
     ("pages/training.py", "Train & feature reuse", ":material/model_training:"),
+    ("pages/lessons.py", "Lessons", ":material/school:"),
 ]
 
 navigation = st.navigation(

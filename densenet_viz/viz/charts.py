@@ -357,3 +357,9 @@ def reference_lines(fig: go.Figure, references: pd.DataFrame, baseline: str) -> 
             annotation_text=row["title"].iloc[0], annotation_font_size=14,
         )
     return fig
+
+
+def apply_layout(fig: go.Figure, title: str, x_title: str | None = None, y_title: str | None = None,
+                 **extra) -> go.Figure:
+    """The projector-sized layout of this module's charts, for chart modules beside it."""
+    return _layout(fig, title, x_title, y_title, **extra)

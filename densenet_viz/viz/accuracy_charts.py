@@ -1,0 +1,68 @@
+"""Error against cost from published results (the paper's Figure 3 and Table 2), with the user's model marked."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from .charts import apply_layout
+from .style import DENSENET_COLOR, HIGHLIGHT_COLOR, OKABE_ITO, RESNET_COLOR, format_count
+
+FAMILY_COLORS = {"DenseNet-BC": DENSENET_COLOR, "DenseNet": OKABE_ITO["bluish_green"], "ResNet": RESNET_COLOR}
+# One marker shape per source, so two sources of one family stay apart without a new colour.
+SOURCE_SYMBOLS = {"densenet_paper": "circle", "fb_resnet_torch": "diamond", "torchvision": "square",
+                  "he2016": "triangle-up"}  # fmt: skip
+X_TITLES = {"params": "Parameters (computed from the preset)", "flops": "FLOPs per image (computed, 2 × MACs)"}
+MARKER_NAME = "your model"
+
+
+def _hover(rows: pd.DataFrame, x: str) -> list[list[str]]:
+    return [
+        [title, format_count(cost), source, table]
+        for title, cost, source, table in zip(rows["title"], rows[x], rows["source_title"], rows["table"], strict=True)
+    ]
+
+
+def accuracy_chart(
+    table: pd.DataFrame,
+    x: str,
+    title: str,
+    marker: float | None = None,
+    marker_label: str = MARKER_NAME,
+    log_x: bool = False,
+) -> go.Figure:
+    """Published error (y) against computed params or FLOPs (x), one line per family and source.
+
+    `marker` draws the user's model as a vertical dashed line at that x (no error: only training tells).
+    Hover text names the model, its cost, its source and the table the error comes from.
+    """
+    if x not in X_TITLES:
+        raise ValueError(f"x must be one of {', '.join(X_TITLES)}; got {x!r}")
+    fig = go.Figure()
+    for (fam, source), rows in table.groupby(["family", "source"], sort=False):
+        rows = rows.sort_values(x)
+        fig.add_trace(
+            go.Scatter(
+                x=rows[x], y=rows["error"], mode="lines+markers+text", text=rows["title"],
+                textposition="top right", textfont={"size": 13},
+                name=f"{fam} · {rows['source_short'].iloc[0]}",
+                line={"color": FAMILY_COLORS.get(fam, OKABE_ITO["grey"]), "width": 2},
+                marker={"size": 12, "symbol": SOURCE_SYMBOLS.get(source, "circle"),
+                        "color": FAMILY_COLORS.get(fam, OKABE_ITO["grey"])},
+                customdata=_hover(rows, x),
+                hovertemplate="<b>%{customdata[0]}</b><br>error %{y:.2f} %<br>cost %{customdata[1]}<br>"
+                              "source: %{customdata[2]}<br>table: %{customdata[3]}<extra></extra>",
+            )
+        )
+    if marker is not None and len(table):
+        low, high = float(table["error"].min()), float(table["error"].max())
+        pad = 0.05 * (high - low or 1)
+        fig.add_trace(
+            go.Scatter(
+                x=[marker, marker], y=[low - pad, high + pad], mode="lines", name=marker_label,
+                line={"color": HIGHLIGHT_COLOR, "width": 3, "dash": "dash"},
+                hovertemplate=f"{marker_label}: {format_count(marker)}<br>error: only training tells<extra></extra>",
+            )
+        )
+    fig.update_xaxes(type="log" if log_x else "linear")
+    return apply_layout(fig, title, X_TITLES[x], "Error (%)", height=560)

@@ -1,0 +1,4 @@
+"""Lessons (placeholder)."""
+import streamlit as st
+
+st.title("Lessons")
