@@ -144,8 +144,8 @@ def published_table(dataset: str, sources: tuple[str, ...] | None = None, path: 
         rows.append({
             "model": r.model, "title": model_title(r.model, data), "family": family(config), "dataset": dataset,
             "error": r.error, "params": report.params, "macs": report.macs_per_sample,
-            "flops": 2 * report.macs_per_sample, "source": r.source, "source_short": data.short[r.source], "source_title": data.sources[r.source],
-            "table": r.table,
+            "flops": 2 * report.macs_per_sample, "source": r.source, "source_short": data.short[r.source],
+            "source_title": data.sources[r.source], "table": r.table,
         })  # fmt: skip
     table = pd.DataFrame(rows, columns=COLUMNS)
     return table.sort_values(["family", "params"], kind="stable", ignore_index=True)
