@@ -66,6 +66,7 @@ CONTROLS: tuple[Control, ...] = (
 BY_NAME = {c.name: c for c in CONTROLS}
 BY_KEY = {c.key: c for c in CONTROLS}
 LESSON_KEYS = ("show", "hide", "lock")  # show=only these; hide= / lock= everything but these
+PAGE_KEYS = ("lesson", "step")  # query keys a page owns (the Lessons page's step links): settings leave them be
 
 
 def densenet_presets() -> list[str]:
@@ -292,7 +293,7 @@ def settings_from_query(params: Mapping[str, Any], devices: Sequence[str] = ("cp
     parsers = _parsers(devices)
     raw = {}
     for key, value in params.items():
-        if key in LESSON_KEYS:
+        if key in LESSON_KEYS or key in PAGE_KEYS:
             continue
         control = BY_KEY.get(key)
         if control is None:

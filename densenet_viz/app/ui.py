@@ -420,6 +420,7 @@ def sidebar() -> AppState:
         ss[URL_WARNINGS_KEY] = []
     shown = visible if len(visible) < len(us.CONTROLS) else None
     query = us.settings_to_query(settings, shown)
+    query.update({k: v for k, v in st.query_params.to_dict().items() if k in us.PAGE_KEYS})
     if st.query_params.to_dict() != query:
         st.query_params.from_dict(query)
     _share_box(settings, visible)

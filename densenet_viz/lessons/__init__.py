@@ -1,0 +1,33 @@
+"""Guided lessons: TOML files of steps whose questions the app answers from the live model."""
+
+from .loader import (
+    LESSON_DIR,
+    MAX_LESSON_BYTES,
+    Lesson,
+    LessonError,
+    Question,
+    Step,
+    lesson_by_id,
+    load_lesson_file,
+    parse_lesson,
+    read_lesson,
+    shipped_lessons,
+)
+from .quantities import QUANTITIES, Answer, Context
+
+__all__ = [
+    "LESSON_DIR",
+    "MAX_LESSON_BYTES",
+    "QUANTITIES",
+    "Answer",
+    "Context",
+    "Lesson",
+    "LessonError",
+    "Question",
+    "Step",
+    "lesson_by_id",
+    "load_lesson_file",
+    "parse_lesson",
+    "read_lesson",
+    "shipped_lessons",
+]
