@@ -1,4 +1,144 @@
-"""Lessons (placeholder)."""
+"""Lessons: guided steps that ask a student to predict a number, then reveal what the live model says."""
+
+import dataclasses
+
 import streamlit as st
 
+from densenet_viz import lessons as ls
+from densenet_viz.app import settings as us
+from densenet_viz.app import ui
+
+LESSON_KEY, STEP_KEY, PROGRESS_KEY = "lesson_pick", "lesson_step", "lesson_progress"
+TEACHER_KEY, UPLOAD_KEY, PATH_KEY, PATH_LOAD_KEY = "teacher_lessons", "lesson_upload", "lesson_path", "lesson_path_load"
+
+ui.get_state()
+ss = st.session_state
 st.title("Lessons")
+st.markdown(
+    "Each lesson is a short sequence of steps. Predict the answer first, then **Check** it; **Reveal** shows "
+    "the number the app computes from the live model, and why. A step's button opens the page that shows it, "
+    "with the lesson's model and only the controls the step names."
+)
+
+
+@st.cache_resource(show_spinner="Loading the lessons…")
+def shipped() -> tuple[ls.Lesson, ...]:
+    """The shipped lessons, loaded and checked once per server."""
+    return ls.shipped_lessons()
+
+
+def add_teacher_lesson(lesson: ls.Lesson) -> None:
+    """Keep a teacher's lesson in this session, under an id that cannot shadow a shipped one."""
+    lesson = dataclasses.replace(lesson, id=f"my-{lesson.id}")
+    ss[TEACHER_KEY] = {**ss.get(TEACHER_KEY, {}), lesson.id: lesson}
+    ss[LESSON_KEY], ss[STEP_KEY] = lesson.id, 1
+
+
+with st.expander("Teachers: open your own lesson file"):
+    st.markdown("A lesson is a small TOML file (the format is in the README). Upload one, or give the path of one "
+                "on this server; it is checked before it is shown and nothing in it is run.")
+    upload = st.file_uploader("Lesson file (.toml)", type=["toml"], key=UPLOAD_KEY, max_upload_size=1)
+    if upload is not None and ss.get("lesson_upload_done") != upload.file_id:
+        try:
+            add_teacher_lesson(ls.read_lesson(upload.getvalue(), upload.name))
+            ss["lesson_upload_done"] = upload.file_id
+        except ls.LessonError as exc:
+            st.error(f"This lesson file cannot be used: {exc}")
+    path = st.text_input("…or a path on the server", key=PATH_KEY, placeholder="/srv/lessons/my-lesson.toml")
+    if st.button("Open this file", key=PATH_LOAD_KEY) and path.strip():
+        try:
+            add_teacher_lesson(ls.load_lesson_file(path.strip()))
+        except ls.LessonError as exc:
+            st.error(f"This lesson file cannot be used: {exc}")
+        except OSError as exc:
+            st.error(f"Cannot read {path.strip()!r}: {exc.strerror or exc}")
+
+try:
+    lessons = {lesson.id: lesson for lesson in (*shipped(), *ss.get(TEACHER_KEY, {}).values())}
+except ls.LessonError as exc:
+    ui.stop_with_error(f"A shipped lesson is broken: {exc}")
+
+# A student's link (?lesson=...&step=...) reopens its step: read once, before the widgets exist.
+if LESSON_KEY not in ss:
+    wanted, step_text = st.query_params.get("lesson", ""), st.query_params.get("step", "1")
+    if wanted and wanted not in lessons:
+        st.warning(f"The link names lesson {wanted[:40]!r}, which does not exist here; showing the first lesson.")
+    ss[LESSON_KEY] = wanted if wanted in lessons else next(iter(lessons))
+    step_number = int(step_text) if step_text.isdigit() else 1
+    if not 1 <= step_number <= len(lessons[ss[LESSON_KEY]].steps):
+        st.warning(f"The link's step {step_text[:10]!r} does not exist in this lesson; showing step 1.")
+        step_number = 1
+    ss[STEP_KEY] = step_number
+if ss.get(LESSON_KEY) not in lessons:
+    ss[LESSON_KEY] = next(iter(lessons))
+
+
+def _reset_step() -> None:
+    ss[STEP_KEY] = 1
+
+
+lesson = lessons[st.selectbox("Lesson", list(lessons), format_func=lambda i: lessons[i].title, key=LESSON_KEY,
+                              on_change=_reset_step)]
+if not 1 <= ss.get(STEP_KEY, 1) <= len(lesson.steps):
+    ss[STEP_KEY] = 1
+if lesson.summary:
+    st.caption(lesson.summary)
+record = ss.setdefault(PROGRESS_KEY, {}).setdefault(lesson.id, {})
+answered, correct, asked = ls.progress(lesson, record)
+st.progress(answered / asked if asked else 1.0,
+            text=f"{answered} of {asked} questions answered, {correct} correct")
+
+number = st.segmented_control("Step", list(range(1, len(lesson.steps) + 1)), key=STEP_KEY,
+                              format_func=lambda n: f"{n}" + (" ✓" if record.get(n - 1, {}).get("correct") else ""))
+number = number or 1
+step = lesson.steps[number - 1]
+st.query_params["lesson"], st.query_params["step"] = lesson.id, str(number)
+
+st.markdown(step.text)
+if step.page:
+    url = f"./{step.page}?{us.query_string(step.query)}"
+    shown = ", ".join(us.BY_NAME[n].label for n in step.show) if step.show else "none"
+    st.link_button(f"Open the {step.page} page for this step", url, icon=":material/open_in_new:",
+                   key=f"lesson_link_{number}",
+                   help=f"Opens in a new tab with this step's model; controls you may change: "
+                        f"{'all' if step.show is None else shown}.")
+
+question = step.question
+if question is not None:
+    st.subheader("Your prediction")
+    st.markdown(question.prompt)
+    answer_key = f"answer_{lesson.id}_{number}"
+    if question.kind == "choice":
+        given = st.radio("Your answer", question.options, index=None, key=answer_key)
+    else:
+        given = st.number_input(f"Your answer ({question.unit})" if question.unit else "Your answer", value=None,
+                                format="%g", key=answer_key)
+    check_col, reveal_col = st.columns(2)
+    checked = check_col.button("Check", key=f"check_{lesson.id}_{number}", type="primary")
+    revealed = reveal_col.button("Reveal", key=f"reveal_{lesson.id}_{number}")
+    entry = record.setdefault(number - 1, {"answered": False, "correct": False, "revealed": False})
+    if checked:
+        if given is None:
+            st.warning("Enter an answer first (or press Reveal).")
+        else:
+            entry["answered"] = True
+            entry["correct"] = entry["correct"] or question.check(given)
+            st.rerun()  # redraw the progress bar above with this answer counted
+    if revealed and not entry["revealed"]:
+        entry.update(revealed=True, answered=True)
+        st.rerun()
+    if entry["answered"] and given is not None and not entry["revealed"]:
+        if question.check(given):
+            st.success("Right.")
+        else:
+            st.error("Not quite: try again, or press Reveal.")
+    if entry["revealed"]:
+        st.info(f"**Answer: {ls.format_answer(question)}**"
+                + (f" (within ±{question.tolerance:g})" if question.tolerance else ""))
+        st.markdown(question.answer.why)
+        if question.explain:
+            st.markdown(question.explain)
+
+base = (getattr(st.context, "url", None) or "").split("?")[0]
+st.caption("Link to this step (for a student or a slide):")
+st.code(f"{base}?lesson={lesson.id}&step={number}", language="text")

@@ -7,9 +7,11 @@ from .loader import (
     LessonError,
     Question,
     Step,
+    format_answer,
     lesson_by_id,
     load_lesson_file,
     parse_lesson,
+    progress,
     read_lesson,
     shipped_lessons,
 )
@@ -25,9 +27,11 @@ __all__ = [
     "LessonError",
     "Question",
     "Step",
+    "format_answer",
     "lesson_by_id",
     "load_lesson_file",
     "parse_lesson",
+    "progress",
     "read_lesson",
     "shipped_lessons",
 ]

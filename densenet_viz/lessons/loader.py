@@ -278,3 +278,20 @@ def shipped_lessons(directory: Path = LESSON_DIR) -> tuple[Lesson, ...]:
 def lesson_by_id(lessons: Iterable[Lesson], lesson_id: str) -> Lesson | None:
     """The lesson with this id, or None."""
     return next((lesson for lesson in lessons if lesson.id == lesson_id), None)
+
+
+def progress(lesson: Lesson, record: Mapping[int, Mapping[str, bool]]) -> tuple[int, int, int]:
+    """(answered, correct, questions) of a lesson, from {step index: {"answered": .., "correct": ..}}."""
+    asked = [i for i, step in enumerate(lesson.steps) if step.question is not None]
+    answered = sum(bool(record.get(i, {}).get("answered")) for i in asked)
+    correct = sum(bool(record.get(i, {}).get("correct")) for i in asked)
+    return answered, correct, len(asked)
+
+
+def format_answer(question: Question) -> str:
+    """The computed answer as the Reveal shows it: a choice's text, or a number with its unit."""
+    value = question.answer.value
+    if isinstance(value, str):
+        return value
+    text = f"{value:,}" if float(value).is_integer() else f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.1f}"
+    return f"{text} {question.unit}".strip()
