@@ -17,6 +17,8 @@ import pytest
 from conftest import ROOT, record
 
 from densenet_viz import PRESETS, DenseNetConfig, count_params
+from densenet_viz.app import settings as us
+from densenet_viz.lessons import shipped_lessons
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -196,6 +198,7 @@ def test_every_page_draws_without_an_exception(page, nav, artifacts, script, tit
         "pages/tradeoffs.py": ("plotly", 1),
         "pages/features.py": ("plotly", 1),
         "pages/training.py": ("plotly", 2),
+        "pages/accuracy.py": ("plotly", 3),
     }
     if script in expected:
         kind, at_least = expected[script]
@@ -304,3 +307,43 @@ def test_fast_key_presses_on_a_slider_end_in_one_consistent_model(browser_contex
                 pytest.fail(f"attempt {attempt}: slider shows {shown}, URL k={k_url}, Parameters {params} (want 12)")
         finally:
             page.close()
+
+
+def sidebar_controls(page) -> set[str]:
+    """The settings controls the sidebar draws (the bottleneck toggle stands for bn_size)."""
+    shown = set()
+    for control in us.CONTROLS:
+        key = "bottleneck" if control.name == "bn_size" else control.name
+        if page.locator(f'[data-testid="stSidebar"] .st-key-{key}').count():
+            shown.add(control.name)
+    return shown
+
+
+def test_every_lesson_step_link_opens_its_page_with_only_its_controls(browser_context, page, app_url, artifacts):
+    # One step's link followed from the Lessons page itself: a new tab, the step's page, only its controls.
+    open_url(page, f"{app_url}/lessons?lesson=01-channels-into-a-layer&step=2")
+    no_exception(page, "Lessons")
+    screenshot(page, artifacts, "lesson-step")
+    with browser_context.expect_page() as opened:
+        page.locator(".st-key-lesson_link_2 a").first.click()
+    tab = opened.value
+    try:
+        tab.wait_for_selector('[data-testid="stSidebarNavLink"]', timeout=RUN_TIMEOUT_MS)
+        settle(tab)
+        assert urlparse(tab.url).path.endswith("/growth"), tab.url
+        assert sidebar_controls(tab) == {"growth_rate"}
+        assert tab.locator('.st-key-growth_rate input[type="range"]').input_value() == "12"
+    finally:
+        tab.close()
+
+    # Every other step's link, opened as a student would open it from a slide.
+    links = {(step.page, us.query_string(step.query)): step for lesson in shipped_lessons() for step in lesson.steps
+             if step.page is not None}
+    for (target, query), step in links.items():
+        open_url(page, f"{app_url}/{target}?{query}")
+        no_exception(page, f"lesson link {target}?{query}")
+        expected = set(us.BY_NAME) - {"efficient_impl"} if step.show is None else set(step.show)
+        assert sidebar_controls(page) == expected, f"{target}?{query}"
+        current = page.locator('[data-testid="stSidebarNavLink"][aria-current="page"]').get_attribute("href")
+        assert urlparse(current).path.endswith(f"/{target}"), current
+    record("browser_lesson_links", len(links))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -44,7 +46,7 @@ def accuracy_chart(
         fig.add_trace(
             go.Scatter(
                 x=rows[x], y=rows["error"], mode="lines+markers+text", text=rows["title"],
-                textposition="top right", textfont={"size": 13},
+                textposition="top right", textfont={"size": 13}, cliponaxis=False,
                 name=f"{fam} · {rows['source_short'].iloc[0]}",
                 line={"color": FAMILY_COLORS.get(fam, OKABE_ITO["grey"]), "width": 2},
                 marker={"size": 12, "symbol": SOURCE_SYMBOLS.get(source, "circle"),
@@ -64,5 +66,10 @@ def accuracy_chart(
                 hovertemplate=f"{marker_label}: {format_count(marker)}<br>error: only training tells<extra></extra>",
             )
         )
+    if len(table):
+        # Room on the right for the last point's label: 60 % more on a log axis, 15 % on a linear one.
+        low, high = float(table[x].min()), float(max(table[x].max(), marker or 0))
+        span = [math.log10(low / 1.3), math.log10(high * 1.6)] if log_x else [0, high * 1.15]
+        fig.update_xaxes(range=span)
     fig.update_xaxes(type="log" if log_x else "linear")
-    return apply_layout(fig, title, X_TITLES[x], "Error (%)", height=560)
+    return apply_layout(fig, title, X_TITLES[x], "Error (%)", height=620, legend_below=True)
