@@ -205,3 +205,12 @@ def test_a_teacher_opens_a_lesson_by_path_and_a_broken_one_is_refused(tmp_path):
 
 def test_shipped_lesson_files_are_all_found():
     assert sorted(p.stem for p in LESSON_DIR.glob("*.toml")) == sorted(x.id for x in shipped_lessons())
+
+
+def test_the_readme_example_is_a_valid_lesson():
+    readme = (LESSON_DIR.parents[2] / "README.md").read_text()
+    section = readme.split("### The lesson format", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("\n```", 1)[0]
+    lesson = parse_lesson(example, "example.toml")
+    assert lesson.steps[0].question.answer.value == 6 * 7 // 2
+    assert lesson.steps[0].query == {"preset": "densenet121", "k": "12", "show": "blocks"}
