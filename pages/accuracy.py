@@ -37,8 +37,9 @@ def _your_model(table: pd.DataFrame, columns: tuple[str, ...]) -> acc.ModelCost:
     for column in columns:
         value = cost.params if column == "params" else cost.flops
         near = acc.nearest(table, value, column)
-        names = ", ".join(f"**{t}** ({format_count(c)}, {e:.2f} %)"
-                          for t, c, e in zip(near["title"], near[column], near["error"], strict=True))
+        names = ", ".join(f"**{t}** ({format_count(c)}, {e:.2f} %, {s})"
+                          for t, c, e, s in zip(near["title"], near[column], near["error"], near["source_short"],
+                                                strict=True))
         st.markdown(f"Nearest published models by {'parameters' if column == 'params' else 'FLOPs'} "
                     f"(yours: {format_count(value)}): {names}.")
     return cost

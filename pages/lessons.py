@@ -121,13 +121,12 @@ if question is not None:
         if given is None:
             st.warning("Enter an answer first (or press Reveal).")
         else:
-            entry["answered"] = True
-            entry["correct"] = entry["correct"] or question.check(given)
+            entry.update(answered=True, given=given, correct=entry["correct"] or question.check(given))
             st.rerun()  # redraw the progress bar above with this answer counted
     if revealed and not entry["revealed"]:
         entry.update(revealed=True, answered=True)
         st.rerun()
-    if entry["answered"] and given is not None and not entry["revealed"]:
+    if entry.get("given") is not None and entry.get("given") == given and not entry["revealed"]:
         if question.check(given):
             st.success("Right.")
         else:

@@ -214,3 +214,9 @@ def test_the_readme_example_is_a_valid_lesson():
     lesson = parse_lesson(example, "example.toml")
     assert lesson.steps[0].question.answer.value == 6 * 7 // 2
     assert lesson.steps[0].query == {"preset": "densenet121", "k": "12", "show": "blocks"}
+
+
+def test_the_lesson_query_keys_belong_to_the_page_not_to_the_settings():
+    state = us.settings_from_query({"lesson": "03-compression", "step": "2", "k": "12"})
+    assert not state.warnings and state.settings["growth_rate"] == 12
+    assert set(us.PAGE_KEYS) == {"lesson", "step"}
