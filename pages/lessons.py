@@ -21,7 +21,7 @@ st.markdown(
 )
 
 
-@st.cache_resource(show_spinner="Loading the lessons…")
+@st.cache_resource(max_entries=1, show_spinner="Loading the lessons…")
 def shipped() -> tuple[ls.Lesson, ...]:
     """The shipped lessons, loaded and checked once per server."""
     return ls.shipped_lessons()

@@ -87,7 +87,7 @@ def test_nearest_ranks_by_ratio_and_a_custom_model_has_no_published_rows():
 def test_a_broken_data_entry_is_named():
     bad = {**DATA, "results": [{**DATA["results"][0], "dataset": "mnist"}]}
     with pytest.raises(ValueError, match=r"results\[0\]\.dataset"):
-        acc._parse(bad)
+        acc.parse_published(bad)
 
 
 def _points(figure: dict) -> list[tuple[str, float, float, str]]:

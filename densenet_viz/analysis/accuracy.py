@@ -73,7 +73,8 @@ class PublishedData:
     results: tuple[Published, ...]
 
 
-def _parse(data: dict[str, Any]) -> PublishedData:
+def parse_published(data: dict[str, Any]) -> PublishedData:
+    """The published results of a parsed data file, checked (raises ValueError naming the entry and field)."""
     sources = {key: str(entry["title"]) for key, entry in data.get("sources", {}).items()}
     short = {key: str(entry.get("short", key)) for key, entry in data.get("sources", {}).items()}
     architectures = {
@@ -102,7 +103,7 @@ def _parse(data: dict[str, Any]) -> PublishedData:
 def load_published(path: Path = DATA_FILE) -> PublishedData:
     """The published results of a data file, checked (raises ValueError naming the entry and field)."""
     with open(path, "rb") as f:
-        return _parse(tomllib.load(f))
+        return parse_published(tomllib.load(f))
 
 
 def model_title(name: str, data: PublishedData | None = None) -> str:
