@@ -9,7 +9,7 @@ from densenet_viz.app import settings as us
 from densenet_viz.app import ui
 
 LESSON_KEY, STEP_KEY, PROGRESS_KEY = "lesson_pick", "lesson_step", "lesson_progress"
-TEACHER_KEY, UPLOAD_KEY, PATH_KEY, PATH_LOAD_KEY = "teacher_lessons", "lesson_upload", "lesson_path", "lesson_path_load"
+TEACHER_KEY, UPLOAD_KEY = "teacher_lessons", "lesson_upload"
 
 ui.get_state()
 ss = st.session_state
@@ -27,6 +27,13 @@ def shipped() -> tuple[ls.Lesson, ...]:
     return ls.shipped_lessons()
 
 
+@st.cache_resource(max_entries=1, ttl=30, show_spinner=False)
+def from_teacher_folder(folder: str) -> tuple[tuple[ls.Lesson, ...], tuple[str, ...]]:
+    """The lessons in the teacher's folder, read again every 30 s so a new file shows up without a restart."""
+    lessons, errors = ls.teacher_lessons(folder)
+    return tuple(dataclasses.replace(lesson, id=f"my-{lesson.id}") for lesson in lessons), errors
+
+
 def add_teacher_lesson(lesson: ls.Lesson) -> None:
     """Keep a teacher's lesson in this session, under an id that cannot shadow a shipped one."""
     lesson = dataclasses.replace(lesson, id=f"my-{lesson.id}")
@@ -35,8 +42,9 @@ def add_teacher_lesson(lesson: ls.Lesson) -> None:
 
 
 with st.expander("Teachers: open your own lesson file"):
-    st.markdown("A lesson is a small TOML file (the format is in the README). Upload one, or give the path of one "
-                "on this server; it is checked before it is shown and nothing in it is run.")
+    st.markdown("A lesson is a small TOML file (the format is in the README). Upload one for this session, or put "
+                f"it in the server's lesson folder (`{ls.LESSONS_DIR_ENV}`) for the whole class; it is checked "
+                "before it is shown and nothing in it is run.")
     upload = st.file_uploader("Lesson file (.toml)", type=["toml"], key=UPLOAD_KEY, max_upload_size=1)
     if upload is not None and ss.get("lesson_upload_done") != upload.file_id:
         try:
@@ -44,17 +52,11 @@ with st.expander("Teachers: open your own lesson file"):
             ss["lesson_upload_done"] = upload.file_id
         except ls.LessonError as exc:
             st.error(f"This lesson file cannot be used: {exc}")
-    path = st.text_input("…or a path on the server", key=PATH_KEY, placeholder="/srv/lessons/my-lesson.toml")
-    if st.button("Open this file", key=PATH_LOAD_KEY) and path.strip():
-        try:
-            add_teacher_lesson(ls.load_lesson_file(path.strip()))
-        except ls.LessonError as exc:
-            st.error(f"This lesson file cannot be used: {exc}")
-        except OSError as exc:
-            st.error(f"Cannot read {path.strip()!r}: {exc.strerror or exc}")
-
+folder_lessons, folder_errors = from_teacher_folder(ls.teacher_folder())
+for error in folder_errors:
+    st.warning(f"A lesson in the teacher's folder cannot be used: {error}")
 try:
-    lessons = {lesson.id: lesson for lesson in (*shipped(), *ss.get(TEACHER_KEY, {}).values())}
+    lessons = {lesson.id: lesson for lesson in (*shipped(), *folder_lessons, *ss.get(TEACHER_KEY, {}).values())}
 except ls.LessonError as exc:
     ui.stop_with_error(f"A shipped lesson is broken: {exc}")
 

@@ -10,7 +10,15 @@ from apptest_helpers import open_page
 
 from densenet_viz import PRESETS, build_model
 from densenet_viz.app import settings as us
-from densenet_viz.lessons import LessonError, parse_lesson, progress, read_lesson, shipped_lessons
+from densenet_viz.lessons import (
+    LESSONS_DIR_ENV,
+    LessonError,
+    parse_lesson,
+    progress,
+    read_lesson,
+    shipped_lessons,
+    teacher_lessons,
+)
 from densenet_viz.lessons.loader import LESSON_DIR, available_pages
 
 
@@ -188,19 +196,22 @@ def test_a_students_link_reopens_its_step():
     assert any("does not exist" in w.value for w in bad.warning)
 
 
-def test_a_teacher_opens_a_lesson_by_path_and_a_broken_one_is_refused(tmp_path):
+def test_a_teachers_folder_adds_its_lessons_and_names_a_broken_file(tmp_path, monkeypatch):
     good, broken = tmp_path / "mine.toml", tmp_path / "broken.toml"
     good.write_text(GOOD)
     broken.write_text(GOOD.replace('"connections_in_block"', '"accuracy"'))
+    monkeypatch.setenv(LESSONS_DIR_ENV, str(tmp_path))
     at = open_page("lessons")
-    at.text_input(key="lesson_path").input(str(broken)).run()
-    at.button(key="lesson_path_load").click().run()
-    assert any(f"line {_line_of(broken.read_text(), 'quantity =')}" in e.value for e in at.error)
-    at.text_input(key="lesson_path").input(str(good)).run()
-    at.button(key="lesson_path_load").click().run()
-    assert at.selectbox(key="lesson_pick").value == "my-mine"
-    assert "A small lesson" in at.selectbox(key="lesson_pick").format_func("my-mine")
+    assert any("broken.toml" in w.value and f"line {_line_of(broken.read_text(), 'quantity =')}" in w.value
+               for w in at.warning)
+    assert any("A small lesson" in title for title in at.selectbox(key="lesson_pick").options)
     assert not at.exception
+
+
+def test_no_teacher_folder_means_no_teacher_lessons_and_a_missing_one_is_named(tmp_path):
+    assert teacher_lessons("") == ((), ())
+    lessons, errors = teacher_lessons(tmp_path / "nowhere")
+    assert lessons == () and "not a folder" in errors[0]
 
 
 def test_shipped_lesson_files_are_all_found():

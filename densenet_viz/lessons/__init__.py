@@ -2,6 +2,7 @@
 
 from .loader import (
     LESSON_DIR,
+    LESSONS_DIR_ENV,
     MAX_LESSON_BYTES,
     Lesson,
     LessonError,
@@ -14,10 +15,13 @@ from .loader import (
     progress,
     read_lesson,
     shipped_lessons,
+    teacher_folder,
+    teacher_lessons,
 )
 from .quantities import QUANTITIES, Answer, Context
 
 __all__ = [
+    "LESSONS_DIR_ENV",
     "LESSON_DIR",
     "MAX_LESSON_BYTES",
     "QUANTITIES",
@@ -34,4 +38,6 @@ __all__ = [
     "progress",
     "read_lesson",
     "shipped_lessons",
+    "teacher_folder",
+    "teacher_lessons",
 ]

@@ -9,6 +9,7 @@ Every error is a LessonError naming the file, the line where it can be found, an
 from __future__ import annotations
 
 import functools
+import os
 import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,6 +22,7 @@ from .quantities import QUANTITIES, Answer, Context
 
 LESSON_DIR = Path(__file__).resolve().parents[1] / "data" / "lessons"
 PAGES_DIR = Path(__file__).resolve().parents[2] / "pages"
+LESSONS_DIR_ENV = "DENSENET_VIZ_LESSONS_DIR"  # a teacher's folder of extra lesson files
 MAX_LESSON_BYTES = 64 * 1024  # a lesson is a page of text; anything larger is not one
 MAX_STEPS = 30
 LESSON_FIELDS = {"title": str, "summary": str, "settings": dict, "steps": list}
@@ -273,6 +275,33 @@ def load_lesson_file(path: str | Path, pages: Sequence[str] | None = None) -> Le
 def shipped_lessons(directory: Path = LESSON_DIR) -> tuple[Lesson, ...]:
     """Every lesson shipped in data/lessons, in file-name order (a broken one raises LessonError)."""
     return tuple(load_lesson_file(p) for p in sorted(directory.glob("*.toml")))
+
+
+def teacher_folder() -> str:
+    """The folder a teacher named for extra lessons ($DENSENET_VIZ_LESSONS_DIR), or '' when none."""
+    return os.environ.get(LESSONS_DIR_ENV, "")
+
+
+def teacher_lessons(directory: str | Path | None = None) -> tuple[tuple[Lesson, ...], tuple[str, ...]]:
+    """The lessons in a teacher's folder (default: $DENSENET_VIZ_LESSONS_DIR), and one message per refused file.
+
+    A folder the teacher chose, not a path typed in the page: students cannot make the server read other files.
+    """
+    directory = teacher_folder() if directory is None else directory
+    if not directory:
+        return (), ()
+    folder = Path(directory).expanduser()
+    if not folder.is_dir():
+        return (), (f"{LESSONS_DIR_ENV} names {str(folder)!r}, which is not a folder",)
+    lessons, errors = [], []
+    for path in sorted(folder.glob("*.toml")):
+        try:
+            lessons.append(load_lesson_file(path))
+        except LessonError as exc:
+            errors.append(str(exc))
+        except OSError as exc:
+            errors.append(f"{path.name}: cannot be read ({exc.strerror or exc})")
+    return tuple(lessons), tuple(errors)
 
 
 def lesson_by_id(lessons: Iterable[Lesson], lesson_id: str) -> Lesson | None:
