@@ -2,12 +2,10 @@
 
 import streamlit as st
 
-from densenet_viz.app import ui
-from densenet_viz.models.densenet import _DenseLayer
+from densenet_viz.app import keys, ui
+from densenet_viz.models.densenet import DenseLayer
 from densenet_viz.viz import charts
 from densenet_viz.viz.style import MACS_NOTE, mib_columns
-
-MEASURE_KEY = "measure_trade"
 
 state = ui.get_state()
 ui.header(
@@ -63,7 +61,7 @@ st.markdown(
     f"Train {state.title} for a few steps on **{state.device}**, plain and memory-efficient, and compare step time "
     "and saved activations. This runs real models, so it happens only when you ask."
 )
-measured = ui.measured_trade(state, run=st.button("Measure the trade", key=MEASURE_KEY, type="primary"))
+measured = ui.measured_trade(state, run=st.button("Measure the trade", key=keys.MEMORY_MEASURE, type="primary"))
 if measured is not None:
     st.dataframe(ui.trade_display(measured), hide_index=True, key="trade_table")
     ui.plot(charts.trade_chart(measured), key="trade_chart")
@@ -71,4 +69,4 @@ if measured is not None:
         "On a CPU step times swing with page faults and other work on the machine; compare the modes measured "
         "together in one run, as here, rather than numbers from separate runs."
     )
-ui.show_code(_DenseLayer.bn_function, _DenseLayer.forward, label="Show the code the memory-efficient mode recomputes")
+ui.show_code(DenseLayer.bn_function, DenseLayer.forward, label="Show the code the memory-efficient mode recomputes")

@@ -30,7 +30,7 @@ from densenet_viz import (
 )
 from densenet_viz.analysis import closed_form as A
 from densenet_viz.analysis import measure as M
-from densenet_viz.models.densenet import _DenseBlock
+from densenet_viz.models.densenet import DenseBlock
 from densenet_viz.models.plan import layer_plan, min_input_size
 
 MIB = 2**20
@@ -118,7 +118,7 @@ def test_memory_growth_equals_a_measured_block(efficient, impl):
     growth = memory_growth(4, 6, 2, max_layers=4, input_size=(5, 7), batch_size=3, efficient_impl=impl)
     column = "efficient_bytes" if efficient else "plain_bytes"
     for layers in (1, 2, 4):
-        block = _DenseBlock(layers, 6, 2, 4, drop_rate=0.0, memory_efficient=efficient, efficient_impl=impl)
+        block = DenseBlock(layers, 6, 2, 4, drop_rate=0.0, memory_efficient=efficient, efficient_impl=impl)
         x = torch.randn(3, 6, 5, 7, requires_grad=True)  # as inside a network: the block input has a history
         params = {p.untyped_storage()._cdata for p in block.parameters()}
         seen: dict[int, int] = {}

@@ -5,11 +5,12 @@ from dataclasses import replace
 
 import pytest
 import torch
+from second_methods import retained_bytes
 from torch import nn
 
 from densenet_viz import DenseNetConfig, build_model
-from densenet_viz.analysis.trade import retained_bytes, saved_activation_bytes
-from densenet_viz.models.densenet import _DenseBlock
+from densenet_viz.analysis.trade import saved_activation_bytes
+from densenet_viz.models.densenet import DenseBlock
 from densenet_viz.models.efficient import cat_bn_relu_conv
 
 SMALL = DenseNetConfig(growth_rate=6, block_config=(3, 4), num_init_features=8, stem="cifar", num_classes=5)
@@ -83,7 +84,7 @@ def test_gradcheck_on_a_small_layer(kernel, bias, pieces):
 
 def test_gradcheck_through_a_dense_block():
     torch.manual_seed(0)
-    block = _DenseBlock(3, 4, bn_size=2, growth_rate=3, drop_rate=0.0, memory_efficient=True,
+    block = DenseBlock(3, 4, bn_size=2, growth_rate=3, drop_rate=0.0, memory_efficient=True,
                         efficient_impl="recompute_bn").double()
     x = torch.randn(2, 4, 3, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(block, (x,))
@@ -112,11 +113,11 @@ def test_saved_bytes_follow_the_closed_form_of_one_block():
     # layers; each layer keeps only its 1x1 output (128). Plus mean and invstd of each batch-norm.
     unit = 16 * 32 * 32 * 4
     for layers in (8, 16):
-        block = _DenseBlock(layers, 64, 4, 32, 0.0, True, "recompute_bn").to("meta")
+        block = DenseBlock(layers, 64, 4, 32, 0.0, True, "recompute_bn").to("meta")
         x = torch.empty(16, 64, 32, 32, device="meta", requires_grad=True)
         stats = 2 * 4 * sum(64 + 32 * i + 128 for i in range(layers))
         assert saved_activation_bytes(block, x) == (160 * layers + 32) * unit + stats
-        checkpoint = _DenseBlock(layers, 64, 4, 32, 0.0, True, "checkpoint").to("meta")
+        checkpoint = DenseBlock(layers, 64, 4, 32, 0.0, True, "checkpoint").to("meta")
         assert saved_activation_bytes(checkpoint, x) > (288 * layers + 32) * unit  # REFERENCE: 288L + 32
 
 

@@ -339,7 +339,8 @@ def test_hostile_links_through_the_app_warn_and_show_a_valid_model():
 def _feature_page() -> AppTest:
     """The Feature maps page on its own with a small CIFAR model in session state (as the sidebar sets it)."""
     from densenet_viz import match_baseline
-    from densenet_viz.app.ui import STATE_KEY, AppState
+    from densenet_viz.app.keys import STATE as STATE_KEY
+    from densenet_viz.app.ui import AppState
 
     config = DenseNetConfig(8, (2, 2), 16, stem="cifar", num_classes=10)
     at = AppTest.from_file(str(PAGES_DIR / "features.py"), default_timeout=120)

@@ -5,11 +5,11 @@ import math
 import re
 
 import pytest
+from second_methods import count_dot_edges
 
 from densenet_viz import PRESETS, DenseNetConfig
 from densenet_viz.viz.graphs import (
     connectivity_matrix,
-    count_dot_edges,
     dense_block_trace,
     dense_layer_trace,
     draw,

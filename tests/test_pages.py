@@ -13,10 +13,10 @@ import time
 import numpy as np
 import pytest
 from apptest_helpers import dots, new_app, open_page, plotly, values
+from second_methods import count_dot_edges
 
 from densenet_viz import PRESETS
 from densenet_viz.analysis.closed_form import max_batch_that_fits
-from densenet_viz.viz.graphs import count_dot_edges
 
 PAGES = ["build", "connectivity", "growth", "memory", "tradeoffs"]
 CIFAR_QUERY = {"preset": "densenet_bc_100_12", "blocks": "4-5-6"}  # small: fast pages
@@ -47,8 +47,8 @@ def test_build_page_shows_the_real_model_its_numbers_and_a_filterable_table():
     assert r"x_\ell = H_\ell" in at.latex[0].value
     table = at.dataframe[0].value
     assert len(table) == 64
-    at.multiselect(key="layer_kinds").set_value(["dense_layer"]).run()
-    at.multiselect(key="layer_blocks").set_value([3]).run()
+    at.multiselect(key="build_kinds").set_value(["dense_layer"]).run()
+    at.multiselect(key="build_blocks").set_value([3]).run()
     table = at.dataframe[0].value
     assert len(table) == 24 and set(table["kind"]) == {"dense_layer"}
     assert at.get("download_button")
@@ -146,7 +146,7 @@ def test_tradeoffs_sweeps_and_the_largest_batch_follow_the_budget():
         growth_rate=12, block_config=(4, 5, 6), num_init_features=24, stem="cifar", num_classes=10
     )
     for gib in (1.0, 0.25):
-        at.number_input(key="budget_gib").set_value(gib).run()
+        at.number_input(key="tradeoffs_budget_gib").set_value(gib).run()
         shown = {m.label: m.value for m in at.metric}
         expected = max_batch_that_fits(config, 32, int(gib * 2**30), mode="train_plain")
         assert shown["Training, plain"] == f"{expected:,}"

@@ -5,10 +5,11 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 import torch
+from second_methods import retained_bytes
 
 from densenet_viz import PRESETS, DenseNetConfig, build_model
 from densenet_viz.analysis.closed_form import analyze
-from densenet_viz.analysis.trade import measure_trade, retained_bytes, saved_activation_bytes
+from densenet_viz.analysis.trade import measure_trade, saved_activation_bytes
 
 TINY = DenseNetConfig(growth_rate=4, block_config=(2, 2), num_init_features=8, stem="cifar", num_classes=3)
 COLUMNS = ["mode", "median_step_s", "activation_bytes", "peak_bytes", "time_ratio", "memory_ratio"]

@@ -9,6 +9,7 @@ from densenet_viz import PRESETS, DenseNetConfig
 from densenet_viz.analysis.closed_form import analyze, max_batch_that_fits
 from densenet_viz.viz import charts
 from densenet_viz.viz.series import (
+    block_memory_growth,
     comparison_table,
     filter_layers,
     largest_batches,
@@ -91,3 +92,20 @@ def test_trade_chart_draws_ratios():
     )
     fig = charts.trade_chart(measured)
     assert list(fig.data[0].y) == [1.0, 1.2] and list(fig.data[1].y) == [1.0, 0.5]
+
+
+@pytest.mark.parametrize("impl", ["checkpoint", "recompute_bn"])
+def test_the_growth_chart_counts_the_memory_efficient_mode_the_config_chose(impl):
+    # The chart's efficient line is the model's first block as the config builds it: measured on the meta
+    # device, a real block of L layers with this implementation saves what the chart says at L.
+    import torch
+
+    from densenet_viz.analysis.trade import saved_activation_bytes
+    from densenet_viz.models.densenet import DenseBlock
+
+    config = replace(CIFAR, memory_efficient=True, efficient_impl=impl)
+    growth = block_memory_growth(config, 32, batch_size=2, max_layers=6)
+    for layers in (2, 6):
+        block = DenseBlock(layers, 24, config.bn_size, 12, 0.0, True, impl).to("meta").train()
+        x = torch.empty(2, 24, 32, 32, device="meta", requires_grad=True)
+        assert growth.loc[layers - 1, "efficient_bytes"] == saved_activation_bytes(block, x)

@@ -2,18 +2,8 @@
 
 import pandas as pd
 
-from densenet_viz.viz.style import (
-    KIND_COLORS,
-    OKABE_ITO,
-    format_bytes,
-    format_count,
-    format_flops,
-    format_macs,
-    format_ratio,
-    format_value,
-    mib_columns,
-    text_color_on,
-)
+from densenet_viz.units import format_bytes, format_count, format_flops, format_macs, format_ratio, format_value
+from densenet_viz.viz.style import KIND_COLORS, OKABE_ITO, mib_columns, text_color_on
 
 
 def test_bytes_are_binary_with_the_unit_written():

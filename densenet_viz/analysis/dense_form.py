@@ -137,7 +137,7 @@ def densenet_saved(c: DenseNetConfig, parts: DenseParts, hw: tuple[int, int], si
 
 
 def _inference_block(live: Live, c: DenseNetConfig, layers: tuple[LayerSpec, ...], plane: int) -> int:
-    """_DenseBlock without grad (forward_into_buffer): layers read views of one buffer and write after them."""
+    """DenseBlock without grad (forward_into_buffer): layers read views of one buffer and write after them."""
     k, inter = c.growth_rate, c.bn_size * c.growth_rate
     buffer = live.alloc((layers[-1].in_channels + k) * plane)
     for s in layers:

@@ -2,6 +2,8 @@
 
 x_l = H_l([x_0, x_1, ..., x_{l-1}]): every layer reads the concatenation of all earlier feature
 maps of its block and adds k (the growth rate) new ones, so layer l sees k0 + k*(l-1) channels.
+torchvision's DenseLayer, DenseBlock and Transition carry a leading underscore; here they are public,
+because the pages show their code and the benchmarks build blocks on their own.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from .config import DenseNetConfig
 from .efficient import cat_bn_relu_conv
 
 
-class _DenseLayer(nn.Module):
+class DenseLayer(nn.Module):
     """H_l: [BN-ReLU-Conv1x1 to bn_size*k] (the bottleneck, "-B") then BN-ReLU-Conv3x3 to k maps."""
 
     def __init__(
@@ -90,7 +92,7 @@ class _DenseLayer(nn.Module):
         return out
 
 
-class _DenseBlock(nn.ModuleDict):
+class DenseBlock(nn.ModuleDict):
     """L dense layers; layer i reads c_in + i*k channels and the block returns c_in + L*k."""
 
     def __init__(
@@ -107,7 +109,7 @@ class _DenseBlock(nn.ModuleDict):
         self.growth_rate = growth_rate
         for i in range(num_layers):
             c = num_input_features + i * growth_rate
-            layer = _DenseLayer(c, growth_rate, bn_size, drop_rate, memory_efficient, efficient_impl)
+            layer = DenseLayer(c, growth_rate, bn_size, drop_rate, memory_efficient, efficient_impl)
             self.add_module(f"denselayer{i + 1}", layer)
 
     def forward(self, init_features: Tensor) -> Tensor:
@@ -143,7 +145,7 @@ def _empty_with_channels(x: Tensor, channels: int) -> Tensor:
     return torch.empty((x.shape[0], channels, *x.shape[2:]), dtype=x.dtype, device=x.device, memory_format=fmt)
 
 
-class _Transition(nn.Sequential):
+class Transition(nn.Sequential):
     """Between blocks: BN-ReLU-Conv1x1 to floor(theta*c) channels, then 2x2 average pooling."""
 
     def __init__(self, num_input_features: int, num_output_features: int) -> None:
@@ -175,7 +177,7 @@ class DenseNet(nn.Module):
 
         num_features = c0
         for i, num_layers in enumerate(config.block_config):
-            block = _DenseBlock(
+            block = DenseBlock(
                 num_layers=num_layers,
                 num_input_features=num_features,
                 bn_size=config.bn_size,
@@ -188,7 +190,7 @@ class DenseNet(nn.Module):
             num_features += num_layers * config.growth_rate
             if i != len(config.block_config) - 1:
                 out_features = math.floor(config.compression * num_features)
-                self.features.add_module(f"transition{i + 1}", _Transition(num_features, out_features))
+                self.features.add_module(f"transition{i + 1}", Transition(num_features, out_features))
                 num_features = out_features
 
         self.features.add_module("norm5", nn.BatchNorm2d(num_features))
