@@ -90,3 +90,12 @@ def test_measure_trade_reports_cuda_peaks():
     table = measure_trade(TINY, 16, 4, device="cuda", repeats=2).set_index("mode")
     assert (table["peak_bytes"] > 0).all()
     assert table.loc["recompute_bn", "peak_bytes"] <= table.loc["plain", "peak_bytes"]
+
+
+def test_a_trade_measurement_leaves_the_process_random_stream_alone():
+    # Every session of the app shares the process's default generator: a measurement must not reseed it.
+    state = torch.get_rng_state()
+    expected = torch.rand(8)
+    torch.set_rng_state(state)
+    measure_trade(TINY, 8, 2, repeats=1, modes=["plain"])
+    assert torch.equal(torch.rand(8), expected)
