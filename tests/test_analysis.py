@@ -1,4 +1,4 @@
-"""The analysis against independent numbers: REFERENCE.md, closed formulas, FlopCounterMode, torchinfo, real tensors."""
+"""The analysis against independent numbers: docs/reference.md, closed forms, FlopCounterMode, torchinfo, tensors."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from densenet_viz.models.plan import layer_plan, min_input_size
 MIB = 2**20
 MODES = ("train_plain", "train_efficient", "inference")
 
-REFERENCE = IMAGENET  # REFERENCE.md, ImageNet table: parameters and MACs of one 224x224 image.
+REFERENCE = IMAGENET  # docs/reference.md, ImageNet table: parameters and MACs of one 224x224 image.
 
 # Small networks that exercise every branch of the closed form: both stems, with and without the
 # bottleneck, dropout, compression 1, odd and non-square sizes, both memory-efficient implementations,
@@ -66,7 +66,7 @@ def measured(config, size, batch, dtype=torch.float32, device="cpu") -> tuple[in
     return tuple(M.measure_activation_bytes(config, size, batch, dtype, mode, device) for mode in MODES)
 
 
-# --- REFERENCE.md --------------------------------------------------------------------------------
+# --- docs/reference.md --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", list(REFERENCE))
@@ -93,7 +93,7 @@ def test_reference_memory_growth_of_one_block():
 
 
 def test_memory_growth_follows_the_closed_formula():
-    # REFERENCE.md, in units of one 32x32 map at batch 16 (64 KiB): plain 32L^2 + 352L, efficient
+    # docs/reference.md, in units of one 32x32 map at batch 16 (64 KiB): plain 32L^2 + 352L, efficient
     # 288L + 32, plus batch norm's four per-channel vectors (16 bytes per channel in float32).
     growth = memory_growth(max_layers=40)
     unit = 16 * 32 * 32 * 4
@@ -305,7 +305,7 @@ def test_table_agrees_with_torchinfo():
 
 
 def test_torchinfo_pass_size_is_the_different_number_the_docstring_explains():
-    # REFERENCE.md: torchinfo says 1444 MB at batch 8 for DenseNet-121, memory-efficient or not.
+    # docs/reference.md: torchinfo says 1444 MB at batch 8 for DenseNet-121, memory-efficient or not.
     sizes = []
     for efficient in (False, True):
         model = build_model(replace(PRESETS["densenet121"], memory_efficient=efficient), device="meta")

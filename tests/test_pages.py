@@ -42,7 +42,7 @@ def test_build_page_shows_the_real_model_its_numbers_and_a_filterable_table():
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Parameters"] == "7,978,856"
     assert metrics["MACs per image"] == "2.83 G MACs"
-    assert metrics["Training activations, plain"] == "125.0 MiB"  # REFERENCE.md
+    assert metrics["Training activations, plain"] == "125.0 MiB"  # docs/reference.md
     assert "on **cpu**" in at.success[0].value
     assert r"x_\ell = H_\ell" in at.latex[0].value
     table = at.dataframe[0].value
@@ -173,3 +173,41 @@ def test_an_invalid_combination_shows_the_allowed_range_and_no_traceback(page):
     at.sidebar.slider(key="compression").set_value(0.05).run()
     assert not at.exception
     assert any(re.search(r"compression >= 0\.5", e.value) for e in at.error)
+
+
+def test_the_build_page_says_only_what_its_cache_does(monkeypatch):
+    import streamlit as st
+
+    import densenet_viz.app.ui as ui
+
+    calls = []
+    real = ui.build_model
+    monkeypatch.setattr(ui, "build_model", lambda *a, **k: calls.append(a) or real(*a, **k))
+    st.cache_resource.clear()
+    at = open_page("build", CIFAR_QUERY)
+    said = at.success[0].value
+    for page in ("memory", "features", "build"):
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+    assert len(calls) == 1 and at.success[0].value == said  # back on Build: the cached model, same build time
+    # Only the Build page uses this model: the page must not promise that other pages reuse it.
+    assert "later pages" not in said and "coming back to this page" in said
+
+
+@pytest.mark.parametrize("impl", ["checkpoint", "recompute_bn"])
+def test_the_memory_page_says_what_each_memory_efficient_layer_really_keeps(impl):
+    # Measured on the meta device: what one more memory-efficient layer adds to a block's saved bytes, in
+    # channel maps (batch statistics are a few bytes per channel, far below one map here).
+    import torch
+
+    from densenet_viz.analysis.trade import saved_activation_bytes
+    from densenet_viz.models.densenet import DenseBlock
+
+    k, bn = 32, 4
+    x = torch.empty(2, 64, 32, 32, device="meta", requires_grad=True)
+    saved = [saved_activation_bytes(DenseBlock(n, 64, bn, k, 0.0, True, impl).to("meta"), x) for n in (3, 4)]
+    maps = (saved[1] - saved[0]) // (2 * 32 * 32 * 4) - k  # besides the layer's k new maps
+    at = open_page("memory", {"preset": "densenet121", "eff": "1", "impl": impl})
+    text = " ".join(m.value for m in at.markdown)
+    assert f"({maps} maps" in text, text
+    assert "only the k new maps" not in text

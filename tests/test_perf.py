@@ -1,4 +1,4 @@
-"""Measured trade-offs: saved-activation counting against REFERENCE.md, a second counting method, measure_trade."""
+"""Measured trade-offs: saved-activation counting against docs/reference.md, a second counting method, measure_trade."""
 
 from dataclasses import replace
 

@@ -46,7 +46,7 @@ def test_depth_sweep_scales_every_block_and_keeps_the_current_one():
 def test_resnet_family_holds_the_same_stem_with_reference_counts():
     family = resnet_family(PRESETS["densenet121"], 224).set_index("name")
     assert list(family.index) == ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
-    assert family.loc["resnet50", "params"] == 25_557_032  # REFERENCE.md
+    assert family.loc["resnet50", "params"] == 25_557_032  # docs/reference.md
     assert family.loc["resnet50", "macs_per_sample"] == 4_089_184_256
     cifar = resnet_family(CIFAR, 32)
     assert set(cifar["name"]) == {"resnet20", "resnet32", "resnet44", "resnet56", "resnet110"}
@@ -57,7 +57,7 @@ def test_comparison_table_sides_and_ratios():
     table = comparison_table(dense, res).set_index("key")
     assert table.loc["params", "densenet"] == 7_978_856
     assert table.loc["params", "resnet"] == 25_557_032
-    assert table.loc["train_plain_bytes", "densenet"] == 131_030_528  # REFERENCE.md, batch 1
+    assert table.loc["train_plain_bytes", "densenet"] == 131_030_528  # docs/reference.md, batch 1
     assert table.loc["train_efficient_bytes", "densenet"] == 63_058_304
     assert table.loc["params", "ratio"] == pytest.approx(7_978_856 / 25_557_032)
     assert set(table["unit"]) == {"count", "MACs", "bytes"}

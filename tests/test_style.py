@@ -10,7 +10,7 @@ def test_bytes_are_binary_with_the_unit_written():
     assert format_bytes(0) == "0 B"
     assert format_bytes(1023) == "1023 B"
     assert format_bytes(1024) == "1.0 KiB"
-    assert format_bytes(131_030_528) == "125.0 MiB"  # REFERENCE.md's DenseNet-121 batch 1
+    assert format_bytes(131_030_528) == "125.0 MiB"  # docs/reference.md's DenseNet-121 batch 1
     assert format_bytes(1_043_559_936) == "995.2 MiB"
     assert format_bytes(8 * 2**30) == "8.0 GiB"
     assert format_bytes(float("nan")) == "–"

@@ -18,7 +18,7 @@ def test_defaults_build_densenet121_against_an_auto_matched_resnet():
     s = state(at)
     assert s.config == PRESETS["densenet121"]
     assert (s.input_size, s.batch_size, s.dtype, s.device) == (224, 1, torch.float32, "cpu")
-    assert s.baseline_name == "resnet18"  # closest in parameters (REFERENCE.md: 11.7M vs 8.0M)
+    assert s.baseline_name == "resnet18"  # closest in parameters (docs/reference.md: 11.7M vs 8.0M)
     assert at.query_params == {"preset": "densenet121"}
     keys = {w.key for w in at.sidebar.slider} | {w.key for w in at.sidebar.selectbox}
     assert {"preset", "growth_rate", "compression", "dtype", "device", "baseline"} <= keys

@@ -16,7 +16,16 @@ from typing import Any
 
 from ..analysis import report
 from ..analysis.baselines import adapt_baseline, match_baseline, resnet_baselines
-from ..models.config import EFFICIENT_IMPLS, MAX_BLOCKS, PRESET_TITLES, PRESETS, STEMS, DenseNetConfig, ResNetConfig
+from ..models.config import (
+    DEFAULT_EFFICIENT_IMPL,
+    EFFICIENT_IMPLS,
+    MAX_BLOCKS,
+    PRESET_TITLES,
+    PRESETS,
+    STEMS,
+    DenseNetConfig,
+    ResNetConfig,
+)
 from ..models.plan import layer_plan, min_input_size
 
 CUSTOM = "custom"
@@ -56,7 +65,7 @@ CONTROLS: tuple[Control, ...] = (
     Control("batch_size", "batch", "Batch size", 1, 1024),
     Control("dtype", "dtype", "Data type", choices=DTYPES),
     Control("device", "device", "Device"),
-    Control("memory_efficient", "eff", "Memory-efficient (checkpointed bottleneck)"),
+    Control("memory_efficient", "eff", "Memory-efficient training (recompute in backward)"),
     Control("efficient_impl", "impl", "Memory-efficient implementation", choices=EFFICIENT_IMPLS),
     Control("baseline", "baseline", "ResNet baseline"),
 )
@@ -91,7 +100,7 @@ def default_settings() -> dict[str, Any]:
         "dtype": "float32",
         "device": "cpu",
         "memory_efficient": False,
-        "efficient_impl": DenseNetConfig.__dataclass_fields__["efficient_impl"].default,
+        "efficient_impl": DEFAULT_EFFICIENT_IMPL,
         "baseline": "auto-params",
     }
 

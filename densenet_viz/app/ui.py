@@ -4,6 +4,10 @@ Contract for pages: call `get_state()` at the top; it returns the AppState the s
 app.py through `sidebar()`) put in st.session_state. Settings live in three places kept in step: the
 widgets (keys = settings control names), a canonical dict in session state (which survives controls a
 lesson link hides), and the URL query string (so a link reopens the same model).
+
+Over ~400 lines for now: it holds both the sidebar (with its URL syncing) and the caches, which split
+naturally into app/sidebar.py and app/caches.py; that move waits for the in-page job-progress work in
+this file to land, so that neither change has to be merged line by line into the other.
 """
 
 from __future__ import annotations
@@ -34,8 +38,8 @@ from . import keys
 from . import settings as us
 
 IMPL_TITLES = {
-    "checkpoint": "Checkpoint: recompute concat-BN-ReLU-Conv1×1 (torchvision)",
-    "recompute_bn": "Recompute concat-BN-ReLU only (no conv twice)",
+    "checkpoint": "Checkpoint (torchvision): re-run concat-BN-ReLU-Conv1×1; keeps the 1×1 output and its BN-ReLU",
+    "recompute_bn": "Recompute BN: re-run concat-BN-ReLU only (no conv twice); keeps the 1×1 output",
 }
 
 
@@ -397,7 +401,8 @@ def _draw_controls(visible: frozenset[str]) -> None:
         sb.selectbox(c["device"].label, available_devices(), key="device")
     if "memory_efficient" in visible:
         sb.toggle(c["memory_efficient"].label, key="memory_efficient",
-                  help="Recompute concat-BN-ReLU-Conv1x1 in backward instead of storing it.")
+                  help="Keep less for backward and recompute it there instead: no dense layer stores its "
+                       "concatenated input. What each implementation keeps is in its name below.")
     if "efficient_impl" in visible and st.session_state.get("memory_efficient"):
         sb.selectbox(c["efficient_impl"].label, us.EFFICIENT_IMPLS, key="efficient_impl", format_func=IMPL_TITLES.get)
     if "baseline" in visible:

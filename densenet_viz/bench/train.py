@@ -5,7 +5,7 @@
 1. Training steps (forward, cross-entropy, backward) of DenseNet-121 (224x224, batch 8 and 32) and
    DenseNet-BC (L=100, k=12; 32x32, batch 64) in plain mode, torchvision's memory-efficient algorithm
    (our `checkpoint` mode), our `recompute_bn` mode, and torchvision's own model when it is importable.
-   All modes of one case are alternated in one warmed-up process (see REFERENCE.md on CPU noise).
+   All modes of one case are alternated in one warmed-up process (see docs/reference.md on CPU noise).
 2. One dense block (64 input channels, k = 32, bottleneck 4k, 32x32, batch 16) at L = 8..128 layers:
    saved activation bytes per mode, counted on the meta device (exact, no memory used).
 """

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
-from .config import DenseNetConfig
-from .efficient import cat_bn_relu_conv
+from .config import DEFAULT_EFFICIENT_IMPL, DenseNetConfig
+from .efficient import autocast_enabled, cat_bn_relu_conv
 
 
 class DenseLayer(nn.Module):
@@ -30,7 +30,7 @@ class DenseLayer(nn.Module):
         bn_size: int,
         drop_rate: float,
         memory_efficient: bool,
-        efficient_impl: str = "checkpoint",
+        efficient_impl: str = DEFAULT_EFFICIENT_IMPL,
     ) -> None:
         super().__init__()
         if bn_size > 0:
@@ -77,7 +77,9 @@ class DenseLayer(nn.Module):
     def forward(self, inputs: Tensor | list[Tensor]) -> Tensor:
         prev = [inputs] if isinstance(inputs, Tensor) else inputs
         efficient = self.memory_efficient and torch.is_grad_enabled() and any(t.requires_grad for t in prev)
-        if efficient and self.efficient_impl == "recompute_bn" and self.training:
+        # recompute_bn's backward works in the forward's dtype; under autocast it cannot, so it falls back to
+        # checkpointing, which re-runs the autocast forward in backward.
+        if efficient and self.efficient_impl == "recompute_bn" and self.training and not autocast_enabled():
             # Pleiss et al.: keep only the inputs and the 1x1's output; backward recomputes concat-BN-ReLU.
             out = cat_bn_relu_conv(prev, self.norm1, self.conv1)  # (B, bn_size*k or k, H, W)
             if self.bottleneck:
@@ -103,7 +105,7 @@ class DenseBlock(nn.ModuleDict):
         growth_rate: int,
         drop_rate: float,
         memory_efficient: bool = False,
-        efficient_impl: str = "checkpoint",
+        efficient_impl: str = DEFAULT_EFFICIENT_IMPL,
     ) -> None:
         super().__init__()
         self.growth_rate = growth_rate
