@@ -80,12 +80,12 @@ def test_reference_parameters_and_macs(name):
     ("batch", "plain", "efficient"), [(1, 131_030_528, 63_058_304), (8, 1_043_559_936, 503_312_384)]
 )
 def test_reference_training_memory_of_densenet121(batch, plain, efficient):
-    memory = analyze(PRESETS["densenet121"], 224, batch).memory
+    memory = analyze(replace(PRESETS["densenet121"], efficient_impl="checkpoint"), 224, batch).memory  # torchvision's
     assert (memory.train_plain_bytes, memory.train_efficient_bytes) == (plain, efficient)
 
 
 def test_reference_memory_growth_of_one_block():
-    growth = memory_growth().set_index("layers")  # 64 in, k=32, bottleneck 4k, 32x32, batch 16
+    growth = memory_growth(efficient_impl="checkpoint").set_index("layers")  # 64 in, k=32, 4k, 32x32, batch 16
     expected = {8: (304.0, 146.0), 16: (864.1, 290.0), 32: (2752.3, 578.1), 64: (9601.2, 1154.1)}
     for layers, (plain, efficient) in expected.items():
         row = growth.loc[layers]
@@ -95,7 +95,7 @@ def test_reference_memory_growth_of_one_block():
 def test_memory_growth_follows_the_closed_formula():
     # docs/reference.md, in units of one 32x32 map at batch 16 (64 KiB): plain 32L^2 + 352L, efficient
     # 288L + 32, plus batch norm's four per-channel vectors (16 bytes per channel in float32).
-    growth = memory_growth(max_layers=40)
+    growth = memory_growth(max_layers=40, efficient_impl="checkpoint")
     unit = 16 * 32 * 32 * 4
     for layers, plain, efficient in growth.itertuples(index=False):
         norm1_channels = sum(64 + 32 * i for i in range(layers))
@@ -104,12 +104,16 @@ def test_memory_growth_follows_the_closed_formula():
         assert efficient - 16 * norm2_channels == (288 * layers + 32) * unit
 
 
-def test_memory_growth_is_quadratic_plain_and_linear_efficient():
-    growth = memory_growth(max_layers=12)
+@pytest.mark.parametrize("impl", ["checkpoint", "recompute_bn"])
+def test_memory_growth_is_quadratic_plain_and_linear_efficient(impl):
+    growth = memory_growth(max_layers=12, efficient_impl=impl)  # k = 32, float32
     assert growth.columns.tolist() == ["layers", "plain_bytes", "efficient_bytes"]
     assert growth["layers"].tolist() == list(range(1, 13))
     assert growth["plain_bytes"].diff().diff().dropna().nunique() == 1  # constant second difference
-    assert growth["efficient_bytes"].diff().dropna().nunique() == 1  # constant first difference
+    # Linear in the maps; recompute_bn also keeps each BN's batch mean and invstd (2 x 4 bytes per channel),
+    # and every layer's first BN reads k more channels than the last one's.
+    second = growth["efficient_bytes"].diff().diff().dropna().unique().tolist()
+    assert second == ([0] if impl == "checkpoint" else [2 * 4 * 32])
     assert (growth["plain_bytes"] > growth["efficient_bytes"]).all()
 
 

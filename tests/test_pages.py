@@ -110,11 +110,11 @@ def test_dark_theme_graphs_use_light_lines():
 
 
 def test_memory_page_compares_with_the_baseline():
-    at = open_page("memory", {"preset": "densenet121", "baseline": "resnet50"})
+    at = open_page("memory", {"preset": "densenet121", "baseline": "resnet50", "impl": "checkpoint"})
     table = at.dataframe[0].value.set_index("quantity")
     assert table.loc["Parameters", "DenseNet-121"] == "7.98 M"
     assert table.loc["Parameters", "ResNet-50"] == "25.56 M"
-    assert table.loc["Training activations, memory-efficient", "DenseNet-121"] == "60.1 MiB"
+    assert table.loc["Training activations, memory-efficient", "DenseNet-121"] == "60.1 MiB"  # torchvision's mode
     bars = plotly(at, "comparison_chart")
     assert {t["name"] for t in bars["data"]} == {"DenseNet-121", "ResNet-50"}
     growth = plotly(at, "memory_growth_chart")
@@ -126,7 +126,7 @@ def test_memory_page_measures_the_trade_on_request():
     pytest.importorskip("densenet_viz.analysis.trade")
     at = open_page("memory", {"preset": "densenet_bc_100_12", "blocks": "2-2-2", "batch": "2"})
     assert not at.get("plotly_chart") or all(e.key != "trade_chart" for e in at.get("plotly_chart"))
-    at.button(key="measure_trade").click().run()
+    at.button(key="memory_measure_trade").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     ratios = plotly(at, "trade_chart")
     assert values(ratios["data"][0]["x"])[0] == "plain"
