@@ -38,8 +38,8 @@ from . import keys
 from . import settings as us
 
 IMPL_TITLES = {
-    "checkpoint": "Checkpoint (torchvision): re-run concat-BN-ReLU-Conv1×1; keeps the 1×1 output and its BN-ReLU",
-    "recompute_bn": "Recompute BN: re-run concat-BN-ReLU only (no conv twice); keeps the 1×1 output",
+    "checkpoint": "Checkpoint (torchvision's)",
+    "recompute_bn": "Recompute BN (leaner, faster)",
 }
 
 
@@ -402,9 +402,12 @@ def _draw_controls(visible: frozenset[str]) -> None:
     if "memory_efficient" in visible:
         sb.toggle(c["memory_efficient"].label, key="memory_efficient",
                   help="Keep less for backward and recompute it there instead: no dense layer stores its "
-                       "concatenated input. What each implementation keeps is in its name below.")
+                       "concatenated input. What each implementation keeps: see its help below.")
     if "efficient_impl" in visible and st.session_state.get("memory_efficient"):
-        sb.selectbox(c["efficient_impl"].label, us.EFFICIENT_IMPLS, key="efficient_impl", format_func=IMPL_TITLES.get)
+        sb.selectbox(c["efficient_impl"].label, us.EFFICIENT_IMPLS, key="efficient_impl", format_func=IMPL_TITLES.get,
+                     help="Recompute BN keeps each layer's 1×1 output and re-runs concat-BN-ReLU in backward, no "
+                          "convolution twice. Checkpoint keeps the 1×1 output and its BN-ReLU and re-runs "
+                          "concat-BN-ReLU-Conv1×1. Under autocast, Recompute BN checkpoints instead.")
     if "baseline" in visible:
         sb.header("Baseline")
         options = us.baseline_choices(st.session_state.get("stem", "imagenet"))

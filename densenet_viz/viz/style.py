@@ -48,7 +48,7 @@ SERIES_COLORS = [
 DENSENET_COLOR = OKABE_ITO["blue"]
 RESNET_COLOR = OKABE_ITO["orange"]
 PLAIN_COLOR = OKABE_ITO["vermillion"]  # training memory without checkpointing
-EFFICIENT_COLOR = OKABE_ITO["bluish_green"]  # training memory with the checkpointed bottleneck
+EFFICIENT_COLOR = OKABE_ITO["bluish_green"]  # training memory in the memory-efficient mode
 HIGHLIGHT_COLOR = OKABE_ITO["vermillion"]
 
 # Sizes for a projector at the back of a classroom (px): nothing a student must read below 16.
