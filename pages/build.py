@@ -2,12 +2,11 @@
 
 import streamlit as st
 
-from densenet_viz.app import ui
-from densenet_viz.models.densenet import _DenseBlock, _DenseLayer
+from densenet_viz.app import keys, ui
+from densenet_viz.models.densenet import DenseBlock, DenseLayer
+from densenet_viz.units import format_bytes, format_count, format_flops, format_macs
 from densenet_viz.viz import series
-from densenet_viz.viz.style import MACS_NOTE, format_bytes, format_count, format_flops, format_macs, mib_columns
-
-KINDS_KEY, BLOCKS_KEY = "layer_kinds", "layer_blocks"
+from densenet_viz.viz.style import MACS_NOTE, mib_columns
 
 state = ui.get_state()
 config = state.config
@@ -24,7 +23,8 @@ except ValueError as exc:
 built = ui.built_model(state)  # refuses (st.error) a model too big for the device, before building it
 st.success(
     f"Built `{type(built.model).__name__}` with {format_count(report.params)} parameters on **{built.device}** "
-    f"in {built.seconds:.2f} s (the first build; later pages reuse it from the cache)."
+    f"in {built.seconds:.2f} s when first built. The model stays cached for an hour, so coming back to this page "
+    "with the same settings shows it without building it again."
 )
 
 st.subheader("Summary")
@@ -60,8 +60,8 @@ st.subheader("Every layer")
 kinds = sorted(report.table["kind"].dropna().unique())
 blocks = sorted(int(b) for b in report.table["block"].dropna().unique())
 pick_kind, pick_block = st.columns(2)
-chosen_kinds = pick_kind.multiselect("Kinds (none = all)", kinds, key=KINDS_KEY)
-chosen_blocks = pick_block.multiselect("Blocks (none = all)", blocks, key=BLOCKS_KEY)
+chosen_kinds = pick_kind.multiselect("Kinds (none = all)", kinds, key=keys.BUILD_KINDS)
+chosen_blocks = pick_block.multiselect("Blocks (none = all)", blocks, key=keys.BUILD_BLOCKS)
 table = series.filter_layers(report.table, chosen_kinds, chosen_blocks)
 shown = mib_columns(table, [c for c in table.columns if c.endswith("_bytes")])
 st.dataframe(
@@ -79,4 +79,4 @@ st.download_button(
     "Download the table as CSV", table.to_csv(index=False), file_name="densenet_layers.csv", mime="text/csv",
     key="layers_csv",
 )
-ui.show_code(_DenseLayer, _DenseBlock)
+ui.show_code(DenseLayer, DenseBlock)

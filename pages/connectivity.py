@@ -2,14 +2,14 @@
 
 import streamlit as st
 
-from densenet_viz.app import ui
-from densenet_viz.models.densenet import _DenseBlock, _DenseLayer
+from densenet_viz.app import keys, ui
+from densenet_viz.models.densenet import DenseBlock, DenseLayer
 from densenet_viz.models.resnet import BasicBlock, Bottleneck
 from densenet_viz.viz import charts, graphs
 
 # A block's graph has L(L+1)/2 + L+1 edges: readable up to about 8 layers, a hairball beyond 24.
 GRAPH_DEFAULT_LAYERS, MAX_GRAPH_LAYERS = 8, 24
-BLOCK_KEY, LAYER_KEY, VIEW_KEY = "conn_block", "conn_layer", "conn_view"
+BLOCK_KEY, LAYER_KEY, VIEW_KEY = keys.CONN_BLOCK, keys.CONN_LAYER, keys.CONN_VIEW
 GRAPH, MATRIX = "Graph", "Matrix"
 
 state = ui.get_state()
@@ -81,4 +81,4 @@ st.download_button(
     key="dot_network",
 )
 
-ui.show_code(_DenseLayer, _DenseBlock, Bottleneck if state.baseline.block == "bottleneck" else BasicBlock)
+ui.show_code(DenseLayer, DenseBlock, Bottleneck if state.baseline.block == "bottleneck" else BasicBlock)

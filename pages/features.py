@@ -1,47 +1,27 @@
 """Feature maps: what every unit of the real DenseNet computes from an image, channel by channel."""
 
-import hashlib
 import inspect
 import json
 
 import streamlit as st
 import torch
 
-from densenet_viz.app.ui import get_state, refuse_if_too_big, report_out_of_memory
+from densenet_viz.app import keys
+from densenet_viz.app.ui import digits, get_state, random_features, refuse_if_too_big, report_out_of_memory
 from densenet_viz.lab import features as fx
 from densenet_viz.lab import images, training, weights
-from densenet_viz.models.config import config_from_dict
 from densenet_viz.viz import feature_charts as fc
 
-WEIGHTS_KEY, SOURCE_KEY, SAMPLE_KEY, UPLOAD_KEY = "fm_weights", "fm_image_source", "fm_sample", "fm_upload"
-DIGIT_KEY, LAYER_KEY, CHANNELS_KEY = "fm_digit", "fm_layer", "fm_channels"
-WFILE_KEY, HUB_KEY, LOADED_KEY = "fm_weights_file", "fm_hub_file", "fm_loaded"
+WEIGHTS_KEY, SOURCE_KEY, SAMPLE_KEY, UPLOAD_KEY = keys.FM_WEIGHTS, keys.FM_SOURCE, keys.FM_SAMPLE, keys.FM_UPLOAD
+DIGIT_KEY, LAYER_KEY, CHANNELS_KEY = keys.FM_DIGIT, keys.FM_LAYER, keys.FM_CHANNELS
+WFILE_KEY, HUB_KEY, LOADED_KEY = keys.FM_WEIGHTS_FILE, keys.FM_HUB_FILE, keys.LOADED_WEIGHTS
 RANDOM, TRAINED, LOADED = "Random initialization", "Trained in this app (digits)", "Loaded state dict"
 SAMPLE, UPLOAD, DIGIT = "Sample image", "Upload", "Digit (held-out test set)"
-
-
-@st.cache_resource(max_entries=2, show_spinner="Building the model…")
-def random_model(config_json: str, device: str):
-    """Shared by all sessions: eval mode, frozen, seeded; capture_features never changes it."""
-    return fx.inference_model(config_from_dict(json.loads(config_json)), device)
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def random_features(config_json: str, device: str, path: str, digest: str, _x):
-    """Feature maps of the seeded random model (the digest of the input stands in for the tensor)."""
-    config = config_from_dict(json.loads(config_json))
-    spec = next(s for s in fx.selectable_layers(config, _x.shape[-1]) if s.path == path)
-    return fx.compute_feature_map(random_model(config_json, device), _x, config, spec)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def sample_image(name: str) -> images.DecodedImage:
     return images.load_sample(name)
-
-
-@st.cache_data(max_entries=2, show_spinner=False)
-def digits(size: int, test_fraction: float, seed: int) -> training.DigitsData:
-    return training.digits_data(size, test_fraction, seed)
 
 
 def loaded_model(config, device):
@@ -86,7 +66,7 @@ mode = st.radio("Weights", [RANDOM, TRAINED, LOADED], key=WEIGHTS_KEY, horizonta
 config, size, device, model = state.config, state.input_size, state.device, None
 if mode != TRAINED:  # the sidebar's model, built here in float32 for one image
     refuse_if_too_big(state, batch_size=1, dtype_name="float32")
-run = st.session_state.get(training.TRAINED_RUN_KEY)
+run = st.session_state.get(keys.TRAINED_RUN)
 if mode == RANDOM:
     st.info("**Random weights:** maps show structure of the input, not learned features.")
 elif mode == TRAINED:
@@ -149,13 +129,10 @@ n_show = st.slider("Channels to draw", 1, 64, 16, key=CHANNELS_KEY)
 try:
     with st.spinner("Running the model…"):
         if model is None:
-            config_json = json.dumps(config.to_dict(), sort_keys=True)
-            digest = hashlib.sha256(x.numpy().tobytes()).hexdigest()
-            fmap, logits = random_features(config_json, device, path, digest, x)
+            fmap, logits = random_features(config, device, path, x)
         else:
             fmap, logits = fx.compute_feature_map(model, x, config, spec, with_logits=True)
 except torch.OutOfMemoryError as exc:  # a subclass of RuntimeError: free memory before saying so
-    random_model.clear()
     report_out_of_memory(exc, f"running the model on {device}")
     st.stop()
 except (ValueError, RuntimeError) as exc:

@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from densenet_viz.app import ui
+from densenet_viz.app import keys, ui
 from densenet_viz.models.densenet import DenseNet
 from densenet_viz.viz import charts, series
 
-OVERLAY_KEY = "growth_overlay"
+OVERLAY_KEY = keys.GROWTH_OVERLAY
 
 state = ui.get_state()
 config, size = state.config, state.input_size

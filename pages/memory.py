@@ -2,12 +2,12 @@
 
 import streamlit as st
 
-from densenet_viz.app import ui
-from densenet_viz.models.densenet import _DenseLayer
+from densenet_viz.analysis.dense_form import efficient_kept_maps
+from densenet_viz.app import keys, ui
+from densenet_viz.models.densenet import DenseLayer
+from densenet_viz.models.efficient import cat_bn_relu_conv
 from densenet_viz.viz import charts
 from densenet_viz.viz.style import MACS_NOTE, mib_columns
-
-MEASURE_KEY = "measure_trade"
 
 state = ui.get_state()
 ui.header(
@@ -52,10 +52,24 @@ ui.plot(
                                        "layers: training memory"),
     key="memory_growth_chart",
 )
+config = state.config
+kept = efficient_kept_maps(config)
+how = {
+    "recompute_bn": f"its bottleneck's 1×1 output ({kept} maps) and per-channel batch statistics; backward rebuilds "
+                    "concat-BN-ReLU in one pass and runs no convolution twice",
+    "checkpoint": f"its bottleneck's 1×1 output and that output after BN-ReLU ({kept} maps, since BN2-ReLU-Conv3×3 "
+                  "run un-checkpointed); backward re-runs concat-BN-ReLU-Conv1×1, the 1×1 convolution included",
+}[config.efficient_impl]
 st.markdown(
     "In plain mode layer ℓ stores its own concatenated input of k₀ + k(ℓ−1) channels for backward, so a block of "
-    "L layers stores about L²·k/2 channel maps: **quadratic**. The memory-efficient mode stores only the k new "
-    "maps per layer and recomputes the concatenation: **linear** in L, for some extra compute."
+    "L layers stores about L²·k/2 channel maps: **quadratic**. The memory-efficient mode "
+    f"(**{config.efficient_impl}**) stores no concatenation: besides its k = {config.growth_rate} new maps, which "
+    f"later layers read anyway, each layer keeps {how}. That is **linear** in L, for some extra compute."
+    if config.bn_size else
+    "In plain mode layer ℓ stores its own concatenated input of k₀ + k(ℓ−1) channels for backward, so a block of "
+    "L layers stores about L²·k/2 channel maps: **quadratic**. Without a bottleneck the memory-efficient mode "
+    f"(**{config.efficient_impl}**) keeps only each layer's k = {config.growth_rate} new maps (and, in "
+    "recompute_bn, per-channel batch statistics) and recomputes the rest in backward: **linear** in L."
 )
 
 st.subheader("Measure the trade")
@@ -63,7 +77,7 @@ st.markdown(
     f"Train {state.title} for a few steps on **{state.device}**, plain and memory-efficient, and compare step time "
     "and saved activations. This runs real models, so it happens only when you ask."
 )
-measured = ui.measured_trade(state, run=st.button("Measure the trade", key=MEASURE_KEY, type="primary"))
+measured = ui.measured_trade(state, run=st.button("Measure the trade", key=keys.MEMORY_MEASURE, type="primary"))
 if measured is not None:
     st.dataframe(ui.trade_display(measured), hide_index=True, key="trade_table")
     ui.plot(charts.trade_chart(measured), key="trade_chart")
@@ -71,4 +85,6 @@ if measured is not None:
         "On a CPU step times swing with page faults and other work on the machine; compare the modes measured "
         "together in one run, as here, rather than numbers from separate runs."
     )
-ui.show_code(_DenseLayer.bn_function, _DenseLayer.forward, label="Show the code the memory-efficient mode recomputes")
+recomputed = [cat_bn_relu_conv] if config.efficient_impl == "recompute_bn" else []
+ui.show_code(DenseLayer.bn_function, DenseLayer.forward, *recomputed,
+             label="Show the code the memory-efficient mode recomputes")

@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from densenet_viz.app import ui
+from densenet_viz.app import keys, ui
 from densenet_viz.viz import charts
 from densenet_viz.viz.style import MACS_NOTE
 
-BUDGET_KEY = "budget_gib"
+BUDGET_KEY = keys.TRADEOFFS_BUDGET
 
 state = ui.get_state()
 config = state.config

@@ -5,19 +5,15 @@ import inspect
 import pandas as pd
 import streamlit as st
 
-from densenet_viz.app.ui import get_state
+from densenet_viz.app import keys
+from densenet_viz.app.ui import digits, get_state
 from densenet_viz.lab import features as fx
 from densenet_viz.lab import training
 from densenet_viz.viz import feature_charts as fc
 
-EPOCHS_KEY, START_KEY, STOP_KEY = "train_epochs", "train_start", "train_stop"
-BLOCK_KEY, DIGIT_KEY = "reuse_block", "train_digit"
+EPOCHS_KEY, START_KEY, STOP_KEY = keys.TRAIN_EPOCHS, keys.TRAIN_START, keys.TRAIN_STOP
+BLOCK_KEY, DIGIT_KEY = keys.TRAIN_REUSE_BLOCK, keys.TRAIN_DIGIT
 DENSENET = "DenseNet-BC"
-
-
-@st.cache_data(max_entries=2, show_spinner="Loading scikit-learn's digits…")
-def digits(size: int, test_fraction: float, seed: int) -> training.DigitsData:
-    return training.digits_data(size, test_fraction, seed)
 
 
 state = get_state()
@@ -43,7 +39,7 @@ settings = training.TrainSettings(epochs=epochs)
 data = digits(settings.image_size, settings.test_fraction, settings.seed)
 if start:
     run, models = training.new_run(settings)
-    st.session_state[training.TRAINED_RUN_KEY] = run
+    st.session_state[keys.TRAINED_RUN] = run
     total = settings.epochs * len(models)
     progress = st.progress(0.0, text="Starting…")
     live = st.empty()
@@ -56,7 +52,7 @@ if start:
     live.empty()
     progress.empty()
 
-run = st.session_state.get(training.TRAINED_RUN_KEY)
+run = st.session_state.get(keys.TRAINED_RUN)
 if run is None or not run.history:
     st.info("Press **Train** to train both models; the results stay in this session.")
     st.stop()

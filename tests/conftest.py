@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 REPORT = ARTIFACTS / "robustness.json"
 
-# The flags DEVELOPERS.md lists for Debian's Chromium in a container; Playwright adds --headless itself.
+# The flags Debian's Chromium needs in a container without a display or network; Playwright adds --headless.
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

@@ -1,4 +1,4 @@
-"""REFERENCE.md's published figures, once, for every test that checks against them."""
+"""The published figures of docs/reference.md, once, for every test that checks against them."""
 
 # ImageNet models (torchvision): exact parameters and MACs of one 224x224 image.
 IMAGENET = {

@@ -1,4 +1,4 @@
-"""The analysis against independent numbers: REFERENCE.md, closed formulas, FlopCounterMode, torchinfo, real tensors."""
+"""The analysis against independent numbers: docs/reference.md, closed forms, FlopCounterMode, torchinfo, tensors."""
 
 from __future__ import annotations
 
@@ -30,13 +30,13 @@ from densenet_viz import (
 )
 from densenet_viz.analysis import closed_form as A
 from densenet_viz.analysis import measure as M
-from densenet_viz.models.densenet import _DenseBlock
+from densenet_viz.models.densenet import DenseBlock
 from densenet_viz.models.plan import layer_plan, min_input_size
 
 MIB = 2**20
 MODES = ("train_plain", "train_efficient", "inference")
 
-REFERENCE = IMAGENET  # REFERENCE.md, ImageNet table: parameters and MACs of one 224x224 image.
+REFERENCE = IMAGENET  # docs/reference.md, ImageNet table: parameters and MACs of one 224x224 image.
 
 # Small networks that exercise every branch of the closed form: both stems, with and without the
 # bottleneck, dropout, compression 1, odd and non-square sizes, both memory-efficient implementations,
@@ -66,7 +66,7 @@ def measured(config, size, batch, dtype=torch.float32, device="cpu") -> tuple[in
     return tuple(M.measure_activation_bytes(config, size, batch, dtype, mode, device) for mode in MODES)
 
 
-# --- REFERENCE.md --------------------------------------------------------------------------------
+# --- docs/reference.md --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", list(REFERENCE))
@@ -80,12 +80,12 @@ def test_reference_parameters_and_macs(name):
     ("batch", "plain", "efficient"), [(1, 131_030_528, 63_058_304), (8, 1_043_559_936, 503_312_384)]
 )
 def test_reference_training_memory_of_densenet121(batch, plain, efficient):
-    memory = analyze(PRESETS["densenet121"], 224, batch).memory
+    memory = analyze(replace(PRESETS["densenet121"], efficient_impl="checkpoint"), 224, batch).memory  # torchvision's
     assert (memory.train_plain_bytes, memory.train_efficient_bytes) == (plain, efficient)
 
 
 def test_reference_memory_growth_of_one_block():
-    growth = memory_growth().set_index("layers")  # 64 in, k=32, bottleneck 4k, 32x32, batch 16
+    growth = memory_growth(efficient_impl="checkpoint").set_index("layers")  # 64 in, k=32, 4k, 32x32, batch 16
     expected = {8: (304.0, 146.0), 16: (864.1, 290.0), 32: (2752.3, 578.1), 64: (9601.2, 1154.1)}
     for layers, (plain, efficient) in expected.items():
         row = growth.loc[layers]
@@ -93,9 +93,9 @@ def test_reference_memory_growth_of_one_block():
 
 
 def test_memory_growth_follows_the_closed_formula():
-    # REFERENCE.md, in units of one 32x32 map at batch 16 (64 KiB): plain 32L^2 + 352L, efficient
+    # docs/reference.md, in units of one 32x32 map at batch 16 (64 KiB): plain 32L^2 + 352L, efficient
     # 288L + 32, plus batch norm's four per-channel vectors (16 bytes per channel in float32).
-    growth = memory_growth(max_layers=40)
+    growth = memory_growth(max_layers=40, efficient_impl="checkpoint")
     unit = 16 * 32 * 32 * 4
     for layers, plain, efficient in growth.itertuples(index=False):
         norm1_channels = sum(64 + 32 * i for i in range(layers))
@@ -104,12 +104,16 @@ def test_memory_growth_follows_the_closed_formula():
         assert efficient - 16 * norm2_channels == (288 * layers + 32) * unit
 
 
-def test_memory_growth_is_quadratic_plain_and_linear_efficient():
-    growth = memory_growth(max_layers=12)
+@pytest.mark.parametrize("impl", ["checkpoint", "recompute_bn"])
+def test_memory_growth_is_quadratic_plain_and_linear_efficient(impl):
+    growth = memory_growth(max_layers=12, efficient_impl=impl)  # k = 32, float32
     assert growth.columns.tolist() == ["layers", "plain_bytes", "efficient_bytes"]
     assert growth["layers"].tolist() == list(range(1, 13))
     assert growth["plain_bytes"].diff().diff().dropna().nunique() == 1  # constant second difference
-    assert growth["efficient_bytes"].diff().dropna().nunique() == 1  # constant first difference
+    # Linear in the maps; recompute_bn also keeps each BN's batch mean and invstd (2 x 4 bytes per channel),
+    # and every layer's first BN reads k more channels than the last one's.
+    second = growth["efficient_bytes"].diff().diff().dropna().unique().tolist()
+    assert second == ([0] if impl == "checkpoint" else [2 * 4 * 32])
     assert (growth["plain_bytes"] > growth["efficient_bytes"]).all()
 
 
@@ -118,7 +122,7 @@ def test_memory_growth_equals_a_measured_block(efficient, impl):
     growth = memory_growth(4, 6, 2, max_layers=4, input_size=(5, 7), batch_size=3, efficient_impl=impl)
     column = "efficient_bytes" if efficient else "plain_bytes"
     for layers in (1, 2, 4):
-        block = _DenseBlock(layers, 6, 2, 4, drop_rate=0.0, memory_efficient=efficient, efficient_impl=impl)
+        block = DenseBlock(layers, 6, 2, 4, drop_rate=0.0, memory_efficient=efficient, efficient_impl=impl)
         x = torch.randn(3, 6, 5, 7, requires_grad=True)  # as inside a network: the block input has a history
         params = {p.untyped_storage()._cdata for p in block.parameters()}
         seen: dict[int, int] = {}
@@ -305,7 +309,7 @@ def test_table_agrees_with_torchinfo():
 
 
 def test_torchinfo_pass_size_is_the_different_number_the_docstring_explains():
-    # REFERENCE.md: torchinfo says 1444 MB at batch 8 for DenseNet-121, memory-efficient or not.
+    # docs/reference.md: torchinfo says 1444 MB at batch 8 for DenseNet-121, memory-efficient or not.
     sizes = []
     for efficient in (False, True):
         model = build_model(replace(PRESETS["densenet121"], memory_efficient=efficient), device="meta")

@@ -7,7 +7,7 @@ from densenet_viz import DenseNetConfig, build_model
 from densenet_viz.bench import __main__ as bench
 from densenet_viz.bench import infer as bench_infer
 from densenet_viz.bench import train as bench_train
-from densenet_viz.models.densenet import _DenseBlock
+from densenet_viz.models.densenet import DenseBlock
 
 
 def _table_rows(markdown: str) -> list[list[str]]:
@@ -44,7 +44,7 @@ def test_bench_entry_runs_the_parts(capsys):
 @pytest.mark.parametrize("bn_size", [0, 4])
 def test_buffer_path_equals_concatenation(fmt, bn_size):
     torch.manual_seed(0)
-    block = _DenseBlock(5, 6, bn_size=bn_size, growth_rate=3, drop_rate=0.0).eval().to(memory_format=fmt)
+    block = DenseBlock(5, 6, bn_size=bn_size, growth_rate=3, drop_rate=0.0).eval().to(memory_format=fmt)
     x = torch.randn(3, 6, 7, 7).contiguous(memory_format=fmt)
     with torch.no_grad():
         expected, got = block.forward_concat(x), block(x)

@@ -8,21 +8,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from densenet_viz import PRESETS, DenseNetConfig, build_model
-from densenet_viz.models.densenet import _DenseBlock, _DenseLayer, _Transition
+from densenet_viz.models.densenet import DenseBlock, DenseLayer, Transition
 from densenet_viz.models.plan import layer_plan
 
 
 def test_seed_dense_block_of_four_layers():
-    block = _DenseBlock(num_layers=4, num_input_features=64, bn_size=4, growth_rate=32, drop_rate=0.0)
+    block = DenseBlock(num_layers=4, num_input_features=64, bn_size=4, growth_rate=32, drop_rate=0.0)
     assert block(torch.randn(2, 64, 32, 32)).shape == (2, 192, 32, 32)
 
 
 def test_seed_transition_halves_channels_and_size():
-    assert _Transition(192, 96)(torch.randn(2, 192, 32, 32)).shape == (2, 96, 16, 16)
+    assert Transition(192, 96)(torch.randn(2, 192, 32, 32)).shape == (2, 96, 16, 16)
 
 
 def test_dense_layer_reads_the_list_of_earlier_maps():
-    layer = _DenseLayer(64 + 2 * 32, 32, bn_size=4, drop_rate=0.0, memory_efficient=False)
+    layer = DenseLayer(64 + 2 * 32, 32, bn_size=4, drop_rate=0.0, memory_efficient=False)
     maps = [torch.randn(1, 64, 8, 8), torch.randn(1, 32, 8, 8), torch.randn(1, 32, 8, 8)]
     assert layer(maps).shape == (1, 32, 8, 8)
     assert layer(torch.cat(maps, 1)).shape == (1, 32, 8, 8)

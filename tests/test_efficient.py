@@ -5,11 +5,12 @@ from dataclasses import replace
 
 import pytest
 import torch
+from second_methods import retained_bytes
 from torch import nn
 
 from densenet_viz import DenseNetConfig, build_model
-from densenet_viz.analysis.trade import retained_bytes, saved_activation_bytes
-from densenet_viz.models.densenet import _DenseBlock
+from densenet_viz.analysis.trade import saved_activation_bytes
+from densenet_viz.models.densenet import DenseBlock
 from densenet_viz.models.efficient import cat_bn_relu_conv
 
 SMALL = DenseNetConfig(growth_rate=6, block_config=(3, 4), num_init_features=8, stem="cifar", num_classes=5)
@@ -83,7 +84,7 @@ def test_gradcheck_on_a_small_layer(kernel, bias, pieces):
 
 def test_gradcheck_through_a_dense_block():
     torch.manual_seed(0)
-    block = _DenseBlock(3, 4, bn_size=2, growth_rate=3, drop_rate=0.0, memory_efficient=True,
+    block = DenseBlock(3, 4, bn_size=2, growth_rate=3, drop_rate=0.0, memory_efficient=True,
                         efficient_impl="recompute_bn").double()
     x = torch.randn(2, 4, 3, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(block, (x,))
@@ -107,17 +108,17 @@ def test_refusals_are_clear():
 
 
 def test_saved_bytes_follow_the_closed_form_of_one_block():
-    # REFERENCE.md's block (64 input channels, k = 32, bottleneck 4k, 32x32, batch 16). In units of one
+    # docs/reference.md's block (64 input channels, k = 32, bottleneck 4k, 32x32, batch 16). In units of one
     # channel map (64 KiB): the block input (64) and every new map but the last (32(L-1)) are shared by the
     # layers; each layer keeps only its 1x1 output (128). Plus mean and invstd of each batch-norm.
     unit = 16 * 32 * 32 * 4
     for layers in (8, 16):
-        block = _DenseBlock(layers, 64, 4, 32, 0.0, True, "recompute_bn").to("meta")
+        block = DenseBlock(layers, 64, 4, 32, 0.0, True, "recompute_bn").to("meta")
         x = torch.empty(16, 64, 32, 32, device="meta", requires_grad=True)
         stats = 2 * 4 * sum(64 + 32 * i + 128 for i in range(layers))
         assert saved_activation_bytes(block, x) == (160 * layers + 32) * unit + stats
-        checkpoint = _DenseBlock(layers, 64, 4, 32, 0.0, True, "checkpoint").to("meta")
-        assert saved_activation_bytes(checkpoint, x) > (288 * layers + 32) * unit  # REFERENCE: 288L + 32
+        checkpoint = DenseBlock(layers, 64, 4, 32, 0.0, True, "checkpoint").to("meta")
+        assert saved_activation_bytes(checkpoint, x) > (288 * layers + 32) * unit  # docs/reference.md: 288L + 32
 
 
 def test_nothing_hides_outside_save_for_backward():
@@ -144,12 +145,41 @@ def test_densenet121_keeps_less_than_torchvisions_efficient_mode():
     x = torch.empty(8, 3, 224, 224, device="meta")
     config = DenseNetConfig()
     efficient = build_model(replace(config, memory_efficient=True, efficient_impl="recompute_bn"), device="meta")
-    assert saved_activation_bytes(efficient.train(), x) <= 503_312_384  # REFERENCE.md's checkpointed figure
+    assert saved_activation_bytes(efficient.train(), x) <= 503_312_384  # docs/reference.md's checkpointed figure
 
 
 def test_config_names_the_implementation_and_validates_it():
     config = replace(SMALL, memory_efficient=True, efficient_impl="recompute_bn")
     assert DenseNetConfig.from_dict(config.to_dict()) == config
-    assert DenseNetConfig().efficient_impl == "checkpoint"  # torchvision's meaning stays the default
+    assert DenseNetConfig().efficient_impl == "recompute_bn"  # measured leaner and faster: docs/memory-efficient.md
     with pytest.raises(ValueError, match=r"efficient_impl must be one of checkpoint, recompute_bn; got 'fast'"):
         replace(SMALL, efficient_impl="fast")
+
+
+def test_the_default_memory_efficient_mode_is_the_leaner_one_measured():
+    # docs/memory-efficient.md: the default implementation is the one that keeps fewer bytes for backward.
+
+    config = DenseNetConfig(12, (3, 3), 24, stem="cifar", num_classes=10, memory_efficient=True)
+    x = torch.randn(4, 3, 16, 16)
+    saved = {impl: saved_activation_bytes(build_model(replace(config, efficient_impl=impl)).train(), x)
+             for impl in ("checkpoint", "recompute_bn")}
+    assert saved_activation_bytes(build_model(config).train(), x) == min(saved.values()) < max(saved.values())
+
+
+def test_under_autocast_the_default_mode_falls_back_to_checkpointing_with_the_same_gradients():
+    # recompute_bn cannot run under autocast (its backward works in the forward's dtype); the layer then
+    # checkpoints instead, so a model with the default mode trains under autocast like torchvision's.
+
+    config = DenseNetConfig(8, (2, 2), 16, stem="cifar", num_classes=10, memory_efficient=True)
+    torch.manual_seed(0)
+    default = build_model(config).train()
+    checkpoint = build_model(replace(config, efficient_impl="checkpoint")).train()
+    checkpoint.load_state_dict(default.state_dict())
+    x = torch.randn(4, 3, 16, 16)
+    grads = []
+    for model in (default, checkpoint):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(x).float().square().mean()
+        loss.backward()
+        grads.append(model.features.conv0.weight.grad)
+    torch.testing.assert_close(grads[0], grads[1])

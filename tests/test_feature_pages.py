@@ -16,7 +16,9 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from densenet_viz import DenseNetConfig, build_model, match_baseline
-from densenet_viz.app.ui import STATE_KEY, AppState
+from densenet_viz.app.keys import STATE as STATE_KEY
+from densenet_viz.app.keys import TRAINED_RUN
+from densenet_viz.app.ui import AppState
 from densenet_viz.lab import features as fx
 from densenet_viz.lab import training as tr
 
@@ -146,7 +148,7 @@ def test_trained_weights_mode_shows_digits_and_predictions():
     run, models = tr.new_run(tr.TrainSettings(epochs=1))
     run.states = {name: tr.snapshot(m) for name, m in models.items()}  # untrained weights are enough here
     run.history = [tr.EpochResult(name, 1, 2.3, 0.1, 0.1, 0.0) for name in models]
-    at.session_state[tr.TRAINED_RUN_KEY] = run
+    at.session_state[TRAINED_RUN] = run
     at.run()
     healthy(at)
     groups = traces(find(figures(at), "who produced each channel"), "bar")
@@ -183,7 +185,7 @@ def test_training_page_trains_and_draws_the_reuse_heatmap():
     at.slider(key="train_epochs").set_value(1)
     at.button(key="train_start").click().run()
     healthy(at)
-    run = at.session_state[tr.TRAINED_RUN_KEY]
+    run = at.session_state[TRAINED_RUN]
     assert [(r.model, r.epoch) for r in run.history] == [("DenseNet-BC", 1), ("ResNet-20", 1)]
     figs = figures(at)
     curves = find(figs, "Training on scikit-learn digits")
@@ -197,7 +199,7 @@ def test_training_page_trains_and_draws_the_reuse_heatmap():
     assert len(traces(find(figs, "16 channels, coloured by source"), "heatmap")) == 16
     table = at.dataframe[0].value
     assert table["model"].tolist() == ["DenseNet-BC", "ResNet-20"] and (table["test accuracy (%)"] > 10).all()
-    at.selectbox(key="reuse_block").set_value(3).run()
+    at.selectbox(key="train_reuse_block").set_value(3).run()
     assert traces(find(figures(at), "Feature reuse in dense block 3"), "heatmap")[0]["y"][-1] == "classifier"
 
 
@@ -206,7 +208,7 @@ def test_training_page_reports_a_stopped_run():
     run.states = {name: tr.snapshot(m) for name, m in models.items()}
     run.history = [tr.EpochResult(name, 1, 2.0, 0.5, 0.5, 1.0) for name in models]
     at = page("training.py")
-    at.session_state[tr.TRAINED_RUN_KEY] = run
+    at.session_state[TRAINED_RUN] = run
     at.run()
     assert not at.exception
     assert "stopped after epoch 1 of 5" in at.warning[0].value

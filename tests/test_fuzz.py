@@ -339,7 +339,8 @@ def test_hostile_links_through_the_app_warn_and_show_a_valid_model():
 def _feature_page() -> AppTest:
     """The Feature maps page on its own with a small CIFAR model in session state (as the sidebar sets it)."""
     from densenet_viz import match_baseline
-    from densenet_viz.app.ui import STATE_KEY, AppState
+    from densenet_viz.app.keys import STATE as STATE_KEY
+    from densenet_viz.app.ui import AppState
 
     config = DenseNetConfig(8, (2, 2), 16, stem="cifar", num_classes=10)
     at = AppTest.from_file(str(PAGES_DIR / "features.py"), default_timeout=120)
@@ -464,7 +465,7 @@ def test_an_out_of_memory_while_measuring_the_trade_is_caught_and_explained(monk
     from apptest_helpers import open_page  # its AppTest patch keeps a button's click across the page switch
 
     at = open_page("memory", {"preset": "densenet_bc_100_12", "blocks": "2-2-2"})
-    at.button(key="measure_trade").click().run()
+    at.button(key="memory_measure_trade").click().run()
     _assert_oom_explained(at, emptied)
     said = " ".join(e.value for e in at.error)
     assert "Out of memory" in said and "20.00 GiB" in said, said
@@ -475,3 +476,43 @@ def st_cache_clear() -> None:
 
     st.cache_data.clear()
     st.cache_resource.clear()
+
+
+def test_an_out_of_memory_frees_every_cached_model(monkeypatch, emptied):
+    """An out-of-memory error on one page frees the models every page holds: the Build page's model, the
+    Feature maps page's random model (and its cached maps) and this session's loaded weights."""
+    import streamlit as st
+    from apptest_helpers import open_page
+
+    import densenet_viz.analysis.trade as perf
+    import densenet_viz.app.ui as ui
+    from densenet_viz.app import keys
+    from densenet_viz.lab import features as fx
+
+    built: dict[str, int] = {"build": 0, "features": 0}
+
+    def counting(name, real):
+        def wrapper(*args, **kwargs):
+            built[name] += 1
+            return real(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(ui, "build_model", counting("build", ui.build_model))
+    monkeypatch.setattr(fx, "inference_model", counting("features", fx.inference_model))
+    monkeypatch.setattr(perf, "measure_trade", _oom)
+    st_cache_clear()
+    st.cache_resource.clear()
+    at = open_page("build", {"preset": "densenet_bc_100_12", "blocks": "2-2-2"})
+    at.switch_page("pages/features.py").run()
+    at.switch_page("pages/build.py").run()
+    at.switch_page("pages/features.py").run()
+    assert built == {"build": 1, "features": 1}  # each built once, then served from the cache
+    at.session_state[keys.LOADED_WEIGHTS] = ("a state dict", object())
+    at.switch_page("pages/memory.py").run()
+    at.button(key="memory_measure_trade").click().run()
+    _assert_oom_explained(at, emptied)
+    assert keys.LOADED_WEIGHTS not in at.session_state
+    at.switch_page("pages/features.py").run()
+    at.switch_page("pages/build.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert built == {"build": 2, "features": 2}  # both built again: the out-of-memory error freed them

@@ -5,11 +5,11 @@ import math
 import re
 
 import pytest
+from second_methods import count_dot_edges
 
 from densenet_viz import PRESETS, DenseNetConfig
 from densenet_viz.viz.graphs import (
     connectivity_matrix,
-    count_dot_edges,
     dense_block_trace,
     dense_layer_trace,
     draw,
@@ -47,7 +47,7 @@ def test_every_layer_reads_every_earlier_map_and_is_labelled_with_its_channels()
 
 
 def test_the_seed_example_block_outputs_192_channels():
-    # REFERENCE.md: a dense block of 4 layers, 64 input channels, k = 32 -> 192 channels.
+    # docs/reference.md: a dense block of 4 layers, 64 input channels, k = 32 -> 192 channels.
     config = DenseNetConfig(growth_rate=32, block_config=(4,), num_init_features=64, stem="cifar")
     out = next(n for n in dense_block_trace(config, 1, 32).nodes if n.id == "out")
     assert out.channels == 192

@@ -19,3 +19,42 @@ def test_a_model_over_the_budget_is_refused_with_both_numbers():
 def test_unknown_free_memory_lets_the_build_go_ahead(monkeypatch):
     monkeypatch.setattr("densenet_viz.analysis.budget.free_memory_bytes", lambda device: None)
     check_fits(10**18, "cpu")  # the platform does not say: no refusal
+
+
+def _fake_cgroup(root, files: dict[str, str]):
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def _meminfo(path, available_kib: int):
+    path.write_text(f"MemTotal:       {4 * available_kib} kB\nMemAvailable:   {available_kib} kB\n")
+    return path
+
+
+def test_a_cgroup_v2_limit_caps_the_free_memory(tmp_path):
+    # The host says 64 GiB available, the container may use 2 GiB and already uses 512 MiB: 1.5 GiB is free.
+    meminfo = _meminfo(tmp_path / "meminfo", 64 * 2**20)
+    root = _fake_cgroup(tmp_path / "cg", {"memory.max": f"{2 * 2**30}\n", "memory.current": f"{2**29}\n"})
+    assert free_memory_bytes("cpu", cgroup_root=root, meminfo=meminfo) == 3 * 2**29
+    with pytest.raises(MemoryError, match=r"only 1\.5 GiB is free"):
+        check_fits(2 * 2**30, "cpu", free_bytes=free_memory_bytes("cpu", cgroup_root=root, meminfo=meminfo))
+
+
+def test_a_cgroup_v1_limit_caps_the_free_memory(tmp_path):
+    meminfo = _meminfo(tmp_path / "meminfo", 64 * 2**20)
+    root = _fake_cgroup(tmp_path / "cg", {"memory/memory.limit_in_bytes": str(2**30),
+                                          "memory/memory.usage_in_bytes": str(2**28)})
+    assert free_memory_bytes("cpu", cgroup_root=root, meminfo=meminfo) == 3 * 2**28
+
+
+def test_an_unlimited_cgroup_leaves_memavailable_in_charge(tmp_path):
+    meminfo = _meminfo(tmp_path / "meminfo", 2**20)  # 1 GiB available on the host
+    v2 = _fake_cgroup(tmp_path / "v2", {"memory.max": "max\n", "memory.current": "123\n"})
+    v1 = _fake_cgroup(tmp_path / "v1", {"memory.limit_in_bytes": "9223372036854771712\n"})  # v1's "no limit"
+    for root in (v2, v1, tmp_path / "none"):
+        assert free_memory_bytes("cpu", cgroup_root=root, meminfo=meminfo) == 2**30
+    # and a container limit above what the host has left does not raise the figure
+    big = _fake_cgroup(tmp_path / "big", {"memory.max": str(2**40), "memory.current": "0"})
+    assert free_memory_bytes("cpu", cgroup_root=big, meminfo=meminfo) == 2**30

@@ -10,9 +10,10 @@ import pytest
 import skimage.data
 import torch
 from PIL import Image
+from second_methods import to_display
 
 from densenet_viz.lab import images
-from densenet_viz.lab.images import decode_upload, load_sample, preprocess, to_display
+from densenet_viz.lab.images import decode_upload, load_sample, preprocess
 
 RNG = np.random.default_rng(0)
 PHOTO = Image.fromarray(RNG.integers(0, 256, (60, 90, 3), dtype=np.uint8))

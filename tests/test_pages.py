@@ -13,10 +13,10 @@ import time
 import numpy as np
 import pytest
 from apptest_helpers import dots, new_app, open_page, plotly, values
+from second_methods import count_dot_edges
 
 from densenet_viz import PRESETS
 from densenet_viz.analysis.closed_form import max_batch_that_fits
-from densenet_viz.viz.graphs import count_dot_edges
 
 PAGES = ["build", "connectivity", "growth", "memory", "tradeoffs"]
 CIFAR_QUERY = {"preset": "densenet_bc_100_12", "blocks": "4-5-6"}  # small: fast pages
@@ -42,13 +42,13 @@ def test_build_page_shows_the_real_model_its_numbers_and_a_filterable_table():
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Parameters"] == "7,978,856"
     assert metrics["MACs per image"] == "2.83 G MACs"
-    assert metrics["Training activations, plain"] == "125.0 MiB"  # REFERENCE.md
+    assert metrics["Training activations, plain"] == "125.0 MiB"  # docs/reference.md
     assert "on **cpu**" in at.success[0].value
     assert r"x_\ell = H_\ell" in at.latex[0].value
     table = at.dataframe[0].value
     assert len(table) == 64
-    at.multiselect(key="layer_kinds").set_value(["dense_layer"]).run()
-    at.multiselect(key="layer_blocks").set_value([3]).run()
+    at.multiselect(key="build_kinds").set_value(["dense_layer"]).run()
+    at.multiselect(key="build_blocks").set_value([3]).run()
     table = at.dataframe[0].value
     assert len(table) == 24 and set(table["kind"]) == {"dense_layer"}
     assert at.get("download_button")
@@ -110,11 +110,11 @@ def test_dark_theme_graphs_use_light_lines():
 
 
 def test_memory_page_compares_with_the_baseline():
-    at = open_page("memory", {"preset": "densenet121", "baseline": "resnet50"})
+    at = open_page("memory", {"preset": "densenet121", "baseline": "resnet50", "impl": "checkpoint"})
     table = at.dataframe[0].value.set_index("quantity")
     assert table.loc["Parameters", "DenseNet-121"] == "7.98 M"
     assert table.loc["Parameters", "ResNet-50"] == "25.56 M"
-    assert table.loc["Training activations, memory-efficient", "DenseNet-121"] == "60.1 MiB"
+    assert table.loc["Training activations, memory-efficient", "DenseNet-121"] == "60.1 MiB"  # torchvision's mode
     bars = plotly(at, "comparison_chart")
     assert {t["name"] for t in bars["data"]} == {"DenseNet-121", "ResNet-50"}
     growth = plotly(at, "memory_growth_chart")
@@ -126,7 +126,7 @@ def test_memory_page_measures_the_trade_on_request():
     pytest.importorskip("densenet_viz.analysis.trade")
     at = open_page("memory", {"preset": "densenet_bc_100_12", "blocks": "2-2-2", "batch": "2"})
     assert not at.get("plotly_chart") or all(e.key != "trade_chart" for e in at.get("plotly_chart"))
-    at.button(key="measure_trade").click().run()
+    at.button(key="memory_measure_trade").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     ratios = plotly(at, "trade_chart")
     assert values(ratios["data"][0]["x"])[0] == "plain"
@@ -146,7 +146,7 @@ def test_tradeoffs_sweeps_and_the_largest_batch_follow_the_budget():
         growth_rate=12, block_config=(4, 5, 6), num_init_features=24, stem="cifar", num_classes=10
     )
     for gib in (1.0, 0.25):
-        at.number_input(key="budget_gib").set_value(gib).run()
+        at.number_input(key="tradeoffs_budget_gib").set_value(gib).run()
         shown = {m.label: m.value for m in at.metric}
         expected = max_batch_that_fits(config, 32, int(gib * 2**30), mode="train_plain")
         assert shown["Training, plain"] == f"{expected:,}"
@@ -173,3 +173,41 @@ def test_an_invalid_combination_shows_the_allowed_range_and_no_traceback(page):
     at.sidebar.slider(key="compression").set_value(0.05).run()
     assert not at.exception
     assert any(re.search(r"compression >= 0\.5", e.value) for e in at.error)
+
+
+def test_the_build_page_says_only_what_its_cache_does(monkeypatch):
+    import streamlit as st
+
+    import densenet_viz.app.ui as ui
+
+    calls = []
+    real = ui.build_model
+    monkeypatch.setattr(ui, "build_model", lambda *a, **k: calls.append(a) or real(*a, **k))
+    st.cache_resource.clear()
+    at = open_page("build", CIFAR_QUERY)
+    said = at.success[0].value
+    for page in ("memory", "features", "build"):
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+    assert len(calls) == 1 and at.success[0].value == said  # back on Build: the cached model, same build time
+    # Only the Build page uses this model: the page must not promise that other pages reuse it.
+    assert "later pages" not in said and "coming back to this page" in said
+
+
+@pytest.mark.parametrize("impl", ["checkpoint", "recompute_bn"])
+def test_the_memory_page_says_what_each_memory_efficient_layer_really_keeps(impl):
+    # Measured on the meta device: what one more memory-efficient layer adds to a block's saved bytes, in
+    # channel maps (batch statistics are a few bytes per channel, far below one map here).
+    import torch
+
+    from densenet_viz.analysis.trade import saved_activation_bytes
+    from densenet_viz.models.densenet import DenseBlock
+
+    k, bn = 32, 4
+    x = torch.empty(2, 64, 32, 32, device="meta", requires_grad=True)
+    saved = [saved_activation_bytes(DenseBlock(n, 64, bn, k, 0.0, True, impl).to("meta"), x) for n in (3, 4)]
+    maps = (saved[1] - saved[0]) // (2 * 32 * 32 * 4) - k  # besides the layer's k new maps
+    at = open_page("memory", {"preset": "densenet121", "eff": "1", "impl": impl})
+    text = " ".join(m.value for m in at.markdown)
+    assert f"({maps} maps" in text, text
+    assert "only the k new maps" not in text

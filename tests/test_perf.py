@@ -1,14 +1,15 @@
-"""Measured trade-offs: saved-activation counting against REFERENCE.md, a second counting method, measure_trade."""
+"""Measured trade-offs: saved-activation counting against docs/reference.md, a second counting method, measure_trade."""
 
 from dataclasses import replace
 
 import pandas as pd
 import pytest
 import torch
+from second_methods import retained_bytes
 
 from densenet_viz import PRESETS, DenseNetConfig, build_model
 from densenet_viz.analysis.closed_form import analyze
-from densenet_viz.analysis.trade import measure_trade, retained_bytes, saved_activation_bytes
+from densenet_viz.analysis.trade import measure_trade, saved_activation_bytes
 
 TINY = DenseNetConfig(growth_rate=4, block_config=(2, 2), num_init_features=8, stem="cifar", num_classes=3)
 COLUMNS = ["mode", "median_step_s", "activation_bytes", "peak_bytes", "time_ratio", "memory_ratio"]
@@ -19,7 +20,8 @@ COLUMNS = ["mode", "median_step_s", "activation_bytes", "peak_bytes", "time_rati
     [(1, False, 131_030_528), (1, True, 63_058_304), (8, False, 1_043_559_936), (8, True, 503_312_384)],
 )
 def test_saved_bytes_reproduce_reference(batch, efficient, expected):
-    model = build_model(replace(PRESETS["densenet121"], memory_efficient=efficient), device="meta").train()
+    config = replace(PRESETS["densenet121"], memory_efficient=efficient, efficient_impl="checkpoint")  # torchvision's
+    model = build_model(config, device="meta").train()
     assert saved_activation_bytes(model, torch.empty(batch, 3, 224, 224, device="meta")) == expected
 
 
@@ -89,3 +91,12 @@ def test_measure_trade_reports_cuda_peaks():
     table = measure_trade(TINY, 16, 4, device="cuda", repeats=2).set_index("mode")
     assert (table["peak_bytes"] > 0).all()
     assert table.loc["recompute_bn", "peak_bytes"] <= table.loc["plain", "peak_bytes"]
+
+
+def test_a_trade_measurement_leaves_the_process_random_stream_alone():
+    # Every session of the app shares the process's default generator: a measurement must not reseed it.
+    state = torch.get_rng_state()
+    expected = torch.rand(8)
+    torch.set_rng_state(state)
+    measure_trade(TINY, 8, 2, repeats=1, modes=["plain"])
+    assert torch.equal(torch.rand(8), expected)

@@ -9,6 +9,7 @@ from densenet_viz import PRESETS, DenseNetConfig
 from densenet_viz.analysis.closed_form import analyze, max_batch_that_fits
 from densenet_viz.viz import charts
 from densenet_viz.viz.series import (
+    block_memory_growth,
     comparison_table,
     filter_layers,
     largest_batches,
@@ -45,18 +46,19 @@ def test_depth_sweep_scales_every_block_and_keeps_the_current_one():
 def test_resnet_family_holds_the_same_stem_with_reference_counts():
     family = resnet_family(PRESETS["densenet121"], 224).set_index("name")
     assert list(family.index) == ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
-    assert family.loc["resnet50", "params"] == 25_557_032  # REFERENCE.md
+    assert family.loc["resnet50", "params"] == 25_557_032  # docs/reference.md
     assert family.loc["resnet50", "macs_per_sample"] == 4_089_184_256
     cifar = resnet_family(CIFAR, 32)
     assert set(cifar["name"]) == {"resnet20", "resnet32", "resnet44", "resnet56", "resnet110"}
 
 
 def test_comparison_table_sides_and_ratios():
-    dense, res = analyze(PRESETS["densenet121"]), analyze(PRESETS["resnet50"])
+    dense = analyze(replace(PRESETS["densenet121"], efficient_impl="checkpoint"))  # the reference's mode
+    res = analyze(PRESETS["resnet50"])
     table = comparison_table(dense, res).set_index("key")
     assert table.loc["params", "densenet"] == 7_978_856
     assert table.loc["params", "resnet"] == 25_557_032
-    assert table.loc["train_plain_bytes", "densenet"] == 131_030_528  # REFERENCE.md, batch 1
+    assert table.loc["train_plain_bytes", "densenet"] == 131_030_528  # docs/reference.md, batch 1
     assert table.loc["train_efficient_bytes", "densenet"] == 63_058_304
     assert table.loc["params", "ratio"] == pytest.approx(7_978_856 / 25_557_032)
     assert set(table["unit"]) == {"count", "MACs", "bytes"}
@@ -91,3 +93,20 @@ def test_trade_chart_draws_ratios():
     )
     fig = charts.trade_chart(measured)
     assert list(fig.data[0].y) == [1.0, 1.2] and list(fig.data[1].y) == [1.0, 0.5]
+
+
+@pytest.mark.parametrize("impl", ["checkpoint", "recompute_bn"])
+def test_the_growth_chart_counts_the_memory_efficient_mode_the_config_chose(impl):
+    # The chart's efficient line is the model's first block as the config builds it: measured on the meta
+    # device, a real block of L layers with this implementation saves what the chart says at L.
+    import torch
+
+    from densenet_viz.analysis.trade import saved_activation_bytes
+    from densenet_viz.models.densenet import DenseBlock
+
+    config = replace(CIFAR, memory_efficient=True, efficient_impl=impl)
+    growth = block_memory_growth(config, 32, batch_size=2, max_layers=6)
+    for layers in (2, 6):
+        block = DenseBlock(layers, 24, config.bn_size, 12, 0.0, True, impl).to("meta").train()
+        x = torch.empty(2, 24, 32, 32, device="meta", requires_grad=True)
+        assert growth.loc[layers - 1, "efficient_bytes"] == saved_activation_bytes(block, x)

@@ -2,25 +2,15 @@
 
 import pandas as pd
 
-from densenet_viz.viz.style import (
-    KIND_COLORS,
-    OKABE_ITO,
-    format_bytes,
-    format_count,
-    format_flops,
-    format_macs,
-    format_ratio,
-    format_value,
-    mib_columns,
-    text_color_on,
-)
+from densenet_viz.units import format_bytes, format_count, format_flops, format_macs, format_ratio, format_value
+from densenet_viz.viz.style import KIND_COLORS, OKABE_ITO, mib_columns, text_color_on
 
 
 def test_bytes_are_binary_with_the_unit_written():
     assert format_bytes(0) == "0 B"
     assert format_bytes(1023) == "1023 B"
     assert format_bytes(1024) == "1.0 KiB"
-    assert format_bytes(131_030_528) == "125.0 MiB"  # REFERENCE.md's DenseNet-121 batch 1
+    assert format_bytes(131_030_528) == "125.0 MiB"  # docs/reference.md's DenseNet-121 batch 1
     assert format_bytes(1_043_559_936) == "995.2 MiB"
     assert format_bytes(8 * 2**30) == "8.0 GiB"
     assert format_bytes(float("nan")) == "–"

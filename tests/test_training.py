@@ -6,7 +6,7 @@ import torch
 
 from densenet_viz import DenseNetConfig, count_params
 from densenet_viz.lab import training as tr
-from densenet_viz.models.densenet import _DenseBlock
+from densenet_viz.models.densenet import DenseBlock
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +81,9 @@ def test_settings_are_bounded(field, value):
         tr.TrainSettings(**{field: value})
 
 
-def _block(bn_size: int = 4) -> _DenseBlock:
+def _block(bn_size: int = 4) -> DenseBlock:
     """4 layers, x0 = 8 channels, k = 4: layer l reads 8 + 4(l-1) channels."""
-    return _DenseBlock(num_layers=4, num_input_features=8, bn_size=bn_size, growth_rate=4, drop_rate=0.0)
+    return DenseBlock(num_layers=4, num_input_features=8, bn_size=bn_size, growth_rate=4, drop_rate=0.0)
 
 
 def _set_by_source(weight: torch.Tensor, values: list[float]) -> None:

@@ -4,7 +4,8 @@ import torch
 from apptest_helpers import new_app, open_page
 
 from densenet_viz import PRESETS
-from densenet_viz.app.ui import STATE_KEY, AppState, config_key
+from densenet_viz.app.keys import STATE as STATE_KEY
+from densenet_viz.app.ui import AppState, config_key
 
 
 def state(at) -> AppState:
@@ -17,7 +18,7 @@ def test_defaults_build_densenet121_against_an_auto_matched_resnet():
     s = state(at)
     assert s.config == PRESETS["densenet121"]
     assert (s.input_size, s.batch_size, s.dtype, s.device) == (224, 1, torch.float32, "cpu")
-    assert s.baseline_name == "resnet18"  # closest in parameters (REFERENCE.md: 11.7M vs 8.0M)
+    assert s.baseline_name == "resnet18"  # closest in parameters (docs/reference.md: 11.7M vs 8.0M)
     assert at.query_params == {"preset": "densenet121"}
     keys = {w.key for w in at.sidebar.slider} | {w.key for w in at.sidebar.selectbox}
     assert {"preset", "growth_rate", "compression", "dtype", "device", "baseline"} <= keys
@@ -45,7 +46,7 @@ def test_reset_button_restores_the_chosen_preset():
     at.sidebar.slider(key="growth_rate").set_value(12).run()
     at.sidebar.text_input(key="block_config").set_value("2, 3").run()
     assert state(at).config.block_config == (2, 3)
-    at.sidebar.button(key="reset_to_preset").click().run()
+    at.sidebar.button(key="sidebar_reset_to_preset").click().run()
     assert state(at).config == PRESETS["densenet121"]
     assert at.query_params == {"preset": "densenet121"}
 
@@ -57,7 +58,7 @@ def test_choosing_a_preset_fills_every_model_control_and_its_input_size():
     s = state(at)
     assert s.config == PRESETS["densenet_40_12"]
     assert s.input_size == 32
-    assert at.sidebar.toggle(key="bottleneck").value is False  # the plain DenseNet has no bottleneck
+    assert at.sidebar.toggle(key="sidebar_bottleneck").value is False  # the plain DenseNet has no bottleneck
     assert s.baseline.stem == "cifar"
     assert at.query_params == {"preset": "densenet_40_12"}
 
@@ -110,7 +111,7 @@ def test_a_lesson_link_shows_only_the_named_controls_and_keeps_the_rest_fixed():
 def test_the_share_box_offers_the_link_and_a_lesson_link():
     at = new_app()
     at.run()
-    at.sidebar.multiselect(key="lesson_controls").set_value(["growth_rate", "compression"]).run()
+    at.sidebar.multiselect(key="sidebar_lesson_controls").set_value(["growth_rate", "compression"]).run()
     links = [c.value for c in at.sidebar.code]
     assert links[0].endswith("?preset=densenet121")
     assert links[1].endswith("?preset=densenet121&show=k,theta")

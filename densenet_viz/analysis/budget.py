@@ -1,30 +1,67 @@
-"""Refuse a model too big for the device before building it, saying how much memory it would need."""
+"""The one "does it fit" check: refuse work too big for the device before allocating, saying how much it needs."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
-from ..viz.style import format_bytes
+from ..units import format_bytes
 
 # Leave room for the app, the allocator's slack and the other sessions sharing the machine.
 USABLE_FRACTION = 0.8
+_ADVICE = "Choose a smaller growth rate, fewer layers, a smaller input or batch, or a lower-precision dtype."
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+MEMINFO = Path("/proc/meminfo")
 
 
-def free_memory_bytes(device: str) -> int | None:
-    """Memory free for new tensors on a device: MemAvailable on the CPU, the driver's count on CUDA/MPS.
+def _read_int(path: Path) -> int | None:
+    """An integer file of the kernel's (None if absent, unreadable or 'max')."""
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def cgroup_free_bytes(root: Path = CGROUP_ROOT) -> int | None:
+    """What this process's memory cgroup still allows: limit minus usage (v2, else v1); None if unlimited.
+
+    Inside a memory-limited container the host's MemAvailable can be far above the limit: the kernel
+    kills a process that crosses the limit, however much the host has free.
+    """
+    for limit_file, usage_file in (("memory.max", "memory.current"),
+                                   ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes"),
+                                   ("memory.limit_in_bytes", "memory.usage_in_bytes")):
+        limit = _read_int(root / limit_file)
+        # cgroup v1 says "no limit" with a huge number (a page-rounded 2**63 - 1)
+        if limit is None or limit >= 2**62:
+            continue
+        return max(0, limit - (_read_int(root / usage_file) or 0))
+    return None
+
+
+def _meminfo_available(meminfo: Path = MEMINFO) -> int | None:
+    try:
+        with meminfo.open(encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # the file counts kB (KiB)
+    except OSError:
+        return None
+    return None
+
+
+def free_memory_bytes(device: str, cgroup_root: Path = CGROUP_ROOT, meminfo: Path = MEMINFO) -> int | None:
+    """Memory free for new tensors on a device: on the CPU the smaller of MemAvailable and what the memory
+    cgroup still allows; the driver's count on CUDA/MPS.
 
     None when the platform does not say (the check then lets the build go ahead).
     """
     kind = torch.device(device).type
     if kind == "cpu":
-        try:
-            with open("/proc/meminfo", encoding="ascii") as f:
-                for line in f:
-                    if line.startswith("MemAvailable:"):
-                        return int(line.split()[1]) * 1024  # the file counts kB (KiB)
-        except OSError:
-            return None
-        return None
+        known = [n for n in (_meminfo_available(meminfo), cgroup_free_bytes(cgroup_root)) if n is not None]
+        return min(known) if known else None
     if kind == "cuda" and torch.cuda.is_available():
         free, _total = torch.cuda.mem_get_info(torch.device(device))
         return int(free)
@@ -34,18 +71,30 @@ def free_memory_bytes(device: str) -> int | None:
     return None
 
 
-def check_fits(needed_bytes: int, device: str, what: str = "this model", free_bytes: int | None = None) -> None:
+def check_fits(
+    needed_bytes: int,
+    device: str,
+    what: str = "this model",
+    free_bytes: int | None = None,
+    budget_bytes: int | None = None,
+) -> None:
     """Raise MemoryError, with the estimate and the free memory, if `needed_bytes` will not fit on device.
 
-    `free_bytes` defaults to what free_memory_bytes(device) reads now.
+    `free_bytes` defaults to what free_memory_bytes(device) reads now; USABLE_FRACTION of it is usable.
+    `budget_bytes`, if given, caps what is usable further (a job's own budget, e.g. a measurement's).
     """
     free = free_memory_bytes(device) if free_bytes is None else free_bytes
+    if budget_bytes is not None and needed_bytes > budget_bytes:
+        raise MemoryError(
+            f"{what} needs about {format_bytes(needed_bytes)} on {device}, over its budget of "
+            f"{format_bytes(budget_bytes)} there. " + _ADVICE
+        )
     if free is None:
         return
     usable = int(free * USABLE_FRACTION)
     if needed_bytes > usable:
         raise MemoryError(
             f"{what} needs about {format_bytes(needed_bytes)} on {device}, but only {format_bytes(free)} is "
-            f"free there ({int(USABLE_FRACTION * 100)}% of it usable: {format_bytes(usable)}). "
-            "Choose a smaller growth rate, fewer layers, a smaller input or batch, or a lower-precision dtype."
+            f"free there ({int(USABLE_FRACTION * 100)}% of it usable: {format_bytes(usable)}). " + _ADVICE
         )
+

@@ -15,11 +15,12 @@ the closed form gives exactly the measured bytes, on real CPU tensors and on the
   statistics and batch statistics, which autograd saves too: the small per-channel constant that
   makes the figure linear in the batch size *plus* a constant.
 * **Training, memory-efficient** (`train_efficient_bytes`): the same with `memory_efficient=True`, in
-  the config's `efficient_impl`. "checkpoint" (torchvision's, the default, the figure REFERENCE.md
-  quotes) wraps each dense layer's concat-BN-ReLU-Conv1x1 in non-reentrant `torch.utils.checkpoint`,
-  which saves only the layer's inputs (shared with the block, so counted once per block) and
-  recomputes the rest in backward. "recompute_bn" (efficient.py, Pleiss et al.) keeps the inputs, the
-  batch statistics and the 1x1 convolution's output. A ResNet has no such mode; its figures are equal.
+  the config's `efficient_impl`. "checkpoint" (torchvision's, the figure docs/reference.md quotes)
+  wraps each dense layer's concat-BN-ReLU-Conv1x1 in non-reentrant `torch.utils.checkpoint`, which
+  saves only the layer's inputs (shared with the block, so counted once per block) and recomputes the
+  1x1 output in backward; BN2-ReLU-Conv3x3 after it run normally and keep their inputs (the 1x1 output
+  and its BN-ReLU). "recompute_bn" (efficient.py, Pleiss et al.; the default) keeps the inputs, the
+  batch statistics and the 1x1 convolution's output only. A ResNet has no such mode; its figures are equal.
 * **Inference** (`inference_bytes`): the peak, over one eval-mode `torch.no_grad()` forward pass, of
   the bytes of the distinct storages of the live tensors that PyTorch functions have returned, the
   input batch included (the caller holds it), weights and buffers left out. It is read just after
@@ -52,7 +53,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ..models.config import DenseNetConfig, ResNetConfig, check_int
+from ..models.config import DEFAULT_EFFICIENT_IMPL, DenseNetConfig, ResNetConfig, check_int
 from ..models.plan import LayerSpec, check_input_size, layer_plan
 from .dense_form import dense_parts, densenet_inference, densenet_saved, densenet_units, save_dense_block
 from .ledger import Core, Saved
@@ -261,7 +262,7 @@ def memory_growth(
     input_size: int | tuple[int, int] = 32,
     batch_size: int = 16,
     dtype: torch.dtype | str = torch.float32,
-    efficient_impl: str = "checkpoint",
+    efficient_impl: str = DEFAULT_EFFICIENT_IMPL,
 ) -> pd.DataFrame:
     """Training bytes of one dense block of L = 1..max_layers layers, plain (quadratic) and memory-efficient (linear).
 

@@ -61,6 +61,14 @@ def densenet_units(c: DenseNetConfig, parts: DenseParts, hw: tuple[int, int]) ->
     return units
 
 
+def efficient_kept_maps(config: DenseNetConfig) -> int:
+    """Channel maps a memory-efficient dense layer keeps for backward besides its k new maps (which the
+    later layers read anyway): the bottleneck's 1x1 output (recompute_bn), or that output and its BN-ReLU
+    (checkpoint, whose BN2-ReLU-Conv3x3 run un-checkpointed). Per-channel batch statistics not counted."""
+    inter = config.bn_size * config.growth_rate
+    return inter if config.efficient_impl == "recompute_bn" else 2 * inter
+
+
 def save_dense_block(
     acc: Saved,
     c: DenseNetConfig,
@@ -137,7 +145,7 @@ def densenet_saved(c: DenseNetConfig, parts: DenseParts, hw: tuple[int, int], si
 
 
 def _inference_block(live: Live, c: DenseNetConfig, layers: tuple[LayerSpec, ...], plane: int) -> int:
-    """_DenseBlock without grad (forward_into_buffer): layers read views of one buffer and write after them."""
+    """DenseBlock without grad (forward_into_buffer): layers read views of one buffer and write after them."""
     k, inter = c.growth_rate, c.bn_size * c.growth_rate
     buffer = live.alloc((layers[-1].in_channels + k) * plane)
     for s in layers:

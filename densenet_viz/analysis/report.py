@@ -32,8 +32,8 @@ MEMORY_LABELS: dict[str, str] = {
         "(weights not included)."
     ),
     "train_efficient_bytes": (
-        "Training, memory-efficient: the same when each dense layer recomputes its concatenation and "
-        "batch norm in backward instead of keeping them; equal to plain for a ResNet."
+        "Training, memory-efficient: the same when dense layers recompute their concatenation and first BN "
+        "in backward (checkpoint mode: the 1×1 conv too); equal to plain for a ResNet."
     ),
     "weight_bytes": "Weights: the parameters themselves (parameters x bytes per number); gradients need as much again.",
     "buffer_bytes": "Buffers: batch norm's running averages, kept with the weights (training also saves them).",

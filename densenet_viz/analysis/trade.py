@@ -15,16 +15,14 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.multiprocessing.reductions import StorageWeakRef
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
 from ..models.build import build_model
 from ..models.config import DenseNetConfig
 from ..models.devices import check_device
 from ..models.plan import layer_plan
+from .budget import check_fits
 from .closed_form import analyze
-from .measure import counting_saved_storages, storage_key
+from .measure import counting_saved_storages
 
 # Training modes compared by measure_trade: (mode name, memory_efficient, efficient_impl).
 MODES: tuple[tuple[str, bool, str], ...] = (
@@ -33,71 +31,26 @@ MODES: tuple[tuple[str, bool, str], ...] = (
     ("recompute_bn", True, "recompute_bn"),
 )
 
-# measure_trade refuses runs that would need more memory than this: on the CPU a fixed amount, on a
-# GPU a share of its memory (bytes). The estimate is analysis.analyze's, which allocates nothing.
+# measure_trade refuses runs that would need more memory than the device has free (budget.check_fits)
+# and, on the CPU, more than this (bytes). The estimate is analysis.analyze's, which allocates nothing.
 CPU_BUDGET_BYTES = 6 * 2**30
-GPU_BUDGET_SHARE = 0.8
 # ... and, on the CPU, more multiply-accumulates than this in all its training steps together
 # (about 45 s on the 2-core machine the README's tables come from).
 CPU_BUDGET_MACS = 3 * 10**12
 MAX_REPEATS = 50
 
 
-def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
-    """A GitHub-flavoured markdown table (the benchmarks print these)."""
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def saved_activation_bytes(model: nn.Module, x: Tensor | list[Tensor]) -> int:
     """Bytes of the unique storages autograd saves for backward in one forward, parameters excluded.
 
-    Counted as REFERENCE.md counts: batch-norm running statistics that autograd saves stay in (a
-    few bytes per channel), the weights do not.
+    Counted as docs/reference.md counts: batch-norm statistics that autograd saves stay in (a few
+    bytes per channel), the weights do not.
     """
     sizes: list[int] = []
     with torch.enable_grad(), counting_saved_storages(model, sizes.append):
         out = model(x)
     del out  # frees the graph
     return sum(sizes)
-
-
-class _NewStorages(TorchDispatchMode):
-    """Records a weak reference to every storage an operator returns (below autograd, so nothing hides)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.storages: dict[int, tuple[StorageWeakRef, int]] = {}
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in tree_flatten(out)[0]:
-            if isinstance(t, Tensor):
-                storage = t.untyped_storage()
-                self.storages.setdefault(storage._cdata, (StorageWeakRef(storage), storage.nbytes()))
-        return out
-
-
-def retained_bytes(model: nn.Module, x: Tensor | list[Tensor]) -> int:
-    """Bytes of storages created during one forward that are still alive while only its output is held.
-
-    An independent check on saved_activation_bytes: it sees every tensor the graph keeps alive,
-    however it is kept (save_for_backward, attributes on a ctx, closures), minus the output itself.
-    """
-    inputs = [t for t in tree_flatten(x)[0] if isinstance(t, Tensor)]
-    before = {storage_key(t) for t in [*model.parameters(), *model.buffers(), *inputs]}
-    recorder = _NewStorages()
-    with torch.enable_grad(), recorder:
-        out = model(x)
-    out_keys = {storage_key(t) for t in tree_flatten(out)[0] if isinstance(t, Tensor)}
-    total = sum(
-        nbytes
-        for key, (ref, nbytes) in recorder.storages.items()
-        if key not in before and key not in out_keys and not ref.expired()
-    )
-    del out
-    return total
 
 
 def _sync(device: torch.device) -> None:
@@ -172,15 +125,13 @@ def _check_budget(
     report = analyze(config, input_size, batch_size)
     # Plain-mode activations, one set of weights per model and one set of gradients at a time.
     needed = report.memory.train_plain_bytes + (num_modes + 1) * report.memory.weight_bytes
-    if budget_bytes is None:
-        on_gpu = device.type == "cuda"
-        budget_bytes = int(GPU_BUDGET_SHARE * torch.cuda.get_device_properties(device).total_memory) if on_gpu \
-            else CPU_BUDGET_BYTES
-    if needed > budget_bytes:
-        raise ValueError(
-            f"measuring batch {batch_size} at {input_size}x{input_size} needs about {needed / 2**30:.2f} GiB, "
-            f"over the {budget_bytes / 2**30:.2f} GiB budget on {device.type}; lower the batch size or input size"
-        )
+    if budget_bytes is None and device.type == "cpu":
+        budget_bytes = CPU_BUDGET_BYTES
+    try:
+        check_fits(needed, str(device), what=f"measuring batch {batch_size} at {input_size}x{input_size}",
+                   budget_bytes=budget_bytes)
+    except MemoryError as exc:
+        raise ValueError(f"{exc} Lower the batch size or input size.") from None
     # Forward and backward cost about 3x the forward's multiply-accumulates.
     macs = 3 * report.macs * num_modes * (repeats + 1)
     if budget_macs is None and device.type == "cpu":
@@ -193,48 +144,17 @@ def _check_budget(
         )
 
 
-def measure_trade(
+def _run_modes(
     config: DenseNetConfig,
+    chosen: list[str],
+    dev: torch.device,
     input_size: int,
     batch_size: int,
-    device: str = "cpu",
-    repeats: int = 3,
-    progress: Callable[[float, str], None] | None = None,
-    budget_bytes: int | None = None,
-    budget_macs: int | None = None,
-    modes: Iterable[str] | None = None,
-) -> pd.DataFrame:
-    """Measure plain vs memory-efficient training of config: one row per mode, ratios against plain.
-
-    Columns: mode, median_step_s (median of `repeats` steps after one warm-up, modes alternated),
-    activation_bytes (saved for backward), peak_bytes (CUDA's max_memory_allocated over one step,
-    which includes the weights of every mode's model; None off CUDA),
-    time_ratio and memory_ratio (this mode / plain). progress, if given, is called as
-    progress(fraction in [0, 1], text). Raises ValueError for bad arguments and for runs over the
-    memory budget (default: CPU_BUDGET_BYTES, or GPU_BUDGET_SHARE of the GPU) or, on the CPU, the
-    compute budget (default CPU_BUDGET_MACS).
-    """
-    if not isinstance(config, DenseNetConfig):
-        raise ValueError(f"config must be a DenseNetConfig, got {type(config).__name__}")
-    _check_positive_int("input_size", input_size, 4096)
-    _check_positive_int("batch_size", batch_size, 4096)
-    _check_positive_int("repeats", repeats, MAX_REPEATS)
-    layer_plan(config, input_size)  # raises ValueError if the input is too small for the network
-    dev = check_device(device)
-    if dev.type == "meta":
-        raise ValueError("device 'meta' has no data to time; choose a real device")
-    known = [name for name, _, _ in MODES]
-    chosen = known if modes is None else list(modes)
-    if not chosen or any(m not in known for m in chosen) or "plain" not in chosen:
-        raise ValueError(f"modes must include 'plain' and come from {', '.join(known)}; got {chosen!r}")
-    _check_budget(config, input_size, batch_size, dev, len(chosen), repeats, budget_bytes, budget_macs)
-
-    def report(fraction: float, text: str) -> None:
-        if progress is not None:
-            progress(min(max(fraction, 0.0), 1.0), text)
-
+    repeats: int,
+    report: Callable[[float, str], None],
+) -> list[dict]:
+    """Build one model per chosen mode, count its saved activations and time its training steps."""
     report(0.0, "building models")
-    torch.manual_seed(0)
     models: dict[str, nn.Module] = {}
     for name, efficient, impl in MODES:
         if name in chosen:
@@ -257,7 +177,7 @@ def measure_trade(
         report(0.1 + 0.9 * done / total, f"timing training steps ({done}/{total})")
 
     times = time_training_steps(models, x, target, repeats, warmup=warmup, progress=step)
-    rows = [
+    return [
         {
             "mode": name,
             "median_step_s": statistics.median(times[name]),
@@ -266,6 +186,54 @@ def measure_trade(
         }
         for name in models
     ]
+
+
+def measure_trade(
+    config: DenseNetConfig,
+    input_size: int,
+    batch_size: int,
+    device: str = "cpu",
+    repeats: int = 3,
+    progress: Callable[[float, str], None] | None = None,
+    budget_bytes: int | None = None,
+    budget_macs: int | None = None,
+    modes: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """Measure plain vs memory-efficient training of config: one row per mode, ratios against plain.
+
+    Columns: mode, median_step_s (median of `repeats` steps after one warm-up, modes alternated),
+    activation_bytes (saved for backward), peak_bytes (CUDA's max_memory_allocated over one step,
+    which includes the weights of every mode's model; None off CUDA),
+    time_ratio and memory_ratio (this mode / plain). progress, if given, is called as
+    progress(fraction in [0, 1], text). Raises ValueError for bad arguments and for runs over the
+    memory budget (default: CPU_BUDGET_BYTES on the CPU; always the device's free memory) or, on the CPU, the
+    compute budget (default CPU_BUDGET_MACS).
+    """
+    if not isinstance(config, DenseNetConfig):
+        raise ValueError(f"config must be a DenseNetConfig, got {type(config).__name__}")
+    _check_positive_int("input_size", input_size, 4096)
+    _check_positive_int("batch_size", batch_size, 4096)
+    _check_positive_int("repeats", repeats, MAX_REPEATS)
+    layer_plan(config, input_size)  # raises ValueError if the input is too small for the network
+    dev = check_device(device)
+    if dev.type == "meta":
+        raise ValueError("device 'meta' has no data to time; choose a real device")
+    known = [name for name, _, _ in MODES]
+    chosen = known if modes is None else list(modes)
+    if not chosen or any(m not in known for m in chosen) or "plain" not in chosen:
+        raise ValueError(f"modes must include 'plain' and come from {', '.join(known)}; got {chosen!r}")
+    _check_budget(config, input_size, batch_size, dev, len(chosen), repeats, budget_bytes, budget_macs)
+
+    def report(fraction: float, text: str) -> None:
+        if progress is not None:
+            progress(min(max(fraction, 0.0), 1.0), text)
+
+    # The process has one default RNG, shared by every session of the app: fork it, so that seeding
+    # here (the same weights and data on every run) leaves everyone else's random stream where it was.
+    cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(0)
+        rows = _run_modes(config, chosen, dev, input_size, batch_size, repeats, report)
     table = pd.DataFrame(rows)
     base = table.set_index("mode").loc["plain"]
     table["time_ratio"] = table["median_step_s"] / base["median_step_s"]

@@ -14,19 +14,26 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ..analysis import report
 from ..analysis.baselines import adapt_baseline, match_baseline, resnet_baselines
-from ..models import config as _config
-from ..models.config import MAX_BLOCKS, PRESET_TITLES, PRESETS, STEMS, DenseNetConfig, ResNetConfig
+from ..models.config import (
+    DEFAULT_EFFICIENT_IMPL,
+    EFFICIENT_IMPLS,
+    MAX_BLOCKS,
+    PRESET_TITLES,
+    PRESETS,
+    STEMS,
+    DenseNetConfig,
+    ResNetConfig,
+)
 from ..models.plan import layer_plan, min_input_size
 
 CUSTOM = "custom"
-DTYPES = ("float32", "float16", "bfloat16", "float64")
+DTYPES = tuple(report.DTYPES)  # the names of analysis.report.DTYPES, the one dtype table
 AUTO_BASELINES = ("auto-params", "auto-depth")
 MODEL_FIELDS = ("growth_rate", "block_config", "num_init_features", "bn_size", "compression", "stem", "num_classes")
 MAX_VALUE_CHARS = 100  # a query value longer than this is not a setting but noise
 DEFAULT_PRESET = "densenet121"
-# Which recomputation memory_efficient uses, where the config offers a choice.
-EFFICIENT_IMPLS: tuple[str, ...] = tuple(getattr(_config, "EFFICIENT_IMPLS", ()))
 
 _INT = re.compile(r"[0-9]{1,7}")  # ASCII digits only: int() would also accept '٣' or '1_000'
 _FLOAT = re.compile(r"[0-9]{1,3}(\.[0-9]{1,6})?")
@@ -58,9 +65,8 @@ CONTROLS: tuple[Control, ...] = (
     Control("batch_size", "batch", "Batch size", 1, 1024),
     Control("dtype", "dtype", "Data type", choices=DTYPES),
     Control("device", "device", "Device"),
-    Control("memory_efficient", "eff", "Memory-efficient (checkpointed bottleneck)"),
-    *([Control("efficient_impl", "impl", "Memory-efficient implementation", choices=EFFICIENT_IMPLS)]
-      if EFFICIENT_IMPLS else []),
+    Control("memory_efficient", "eff", "Memory-efficient training (recompute in backward)"),
+    Control("efficient_impl", "impl", "Memory-efficient implementation", choices=EFFICIENT_IMPLS),
     Control("baseline", "baseline", "ResNet baseline"),
 )
 BY_NAME = {c.name: c for c in CONTROLS}
@@ -95,7 +101,7 @@ def default_settings() -> dict[str, Any]:
         "dtype": "float32",
         "device": "cpu",
         "memory_efficient": False,
-        **({"efficient_impl": EFFICIENT_IMPLS[0]} if EFFICIENT_IMPLS else {}),
+        "efficient_impl": DEFAULT_EFFICIENT_IMPL,
         "baseline": "auto-params",
     }
 

@@ -2,13 +2,18 @@
 
 Contract for pages: call `get_state()` at the top; it returns the AppState the sidebar (drawn once by
 app.py through `sidebar()`) put in st.session_state. Settings live in three places kept in step: the
-widgets (keys = urlstate control names), a canonical dict in session state (which survives controls a
+widgets (keys = settings control names), a canonical dict in session state (which survives controls a
 lesson link hides), and the URL query string (so a link reopens the same model).
+
+Over ~400 lines for now: it holds both the sidebar (with its URL syncing) and the caches, which split
+naturally into app/sidebar.py and app/caches.py; that move waits for the in-page job-progress work in
+this file to land, so that neither change has to be merged line by line into the other.
 """
 
 from __future__ import annotations
 
 import gc
+import hashlib
 import inspect
 import json
 import time
@@ -21,29 +26,21 @@ import torch
 from torch import nn
 
 from ..analysis.budget import check_fits
+from ..analysis.report import DTYPES
+from ..lab import features as fx
+from ..lab.training import DigitsData, digits_data
 from ..models.build import build_model
 from ..models.config import PRESET_TITLES, PRESETS, DenseNetConfig, ResNetConfig, config_from_dict
 from ..models.devices import available_devices
+from ..units import format_bytes, format_ratio, format_value
 from ..viz import series
-from ..viz.style import format_bytes, format_ratio, format_value
+from . import keys
 from . import settings as us
 
-# Session-state keys (widget keys are the control names of urlstate.CONTROLS).
-STATE_KEY = "app_state"
-SETTINGS_KEY = "settings"  # the canonical settings dict
-VISIBLE_KEY = "visible_controls"  # controls a lesson link leaves visible
-URL_WARNINGS_KEY = "url_warnings"  # what was wrong with the opening URL
-URL_SETTINGS_KEY = "url_settings"  # the settings that URL opened (warnings show until they change)
-BOTTLENECK_KEY = "bottleneck"  # the on/off toggle beside the bn_size slider
-LESSON_PICK_KEY = "lesson_controls"  # the share box's multiselect
-PRESET_RESET_KEY = "reset_to_preset"  # the button that undoes changes to the chosen preset
-TRADE_KEY = "measured_trade"  # {config key: measured DataFrame}
-
 IMPL_TITLES = {
-    "checkpoint": "Checkpoint: recompute concat-BN-ReLU-Conv1×1 (torchvision)",
-    "recompute_bn": "Recompute concat-BN-ReLU only (no conv twice)",
+    "checkpoint": "Checkpoint (torchvision's)",
+    "recompute_bn": "Recompute BN (leaner, faster)",
 }
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
 
 
 @dataclass(frozen=True)
@@ -180,7 +177,7 @@ def measured_trade(state: AppState, run: bool) -> pd.DataFrame | None:
     only on request (it trains real models).
     """
     key = (config_key(state.config), state.input_size, state.batch_size, state.device)
-    results = dict(st.session_state.get(TRADE_KEY, {}))
+    results = dict(st.session_state.get(keys.MEASURED_TRADE, {}))
     if run:
         from ..analysis.trade import measure_trade
 
@@ -196,7 +193,7 @@ def measured_trade(state: AppState, run: bool) -> pd.DataFrame | None:
             st.error(f"Not measured: {exc}")
         finally:
             bar.empty()
-        st.session_state[TRADE_KEY] = results
+        st.session_state[keys.MEASURED_TRADE] = results
     return results.get(key)
 
 
@@ -242,9 +239,41 @@ def built_model(state: AppState) -> BuiltModel:
         st.stop()
 
 
+@st.cache_resource(max_entries=2, show_spinner="Building the model…")
+def _random_model(config_json: str, device: str) -> nn.Module:
+    """Shared by all sessions: eval mode, frozen, seeded; capture_features never changes it."""
+    return fx.inference_model(config_from_dict(json.loads(config_json)), device)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _random_features(config_json: str, device: str, path: str, digest: str, _x: torch.Tensor):
+    config = config_from_dict(json.loads(config_json))
+    spec = next(s for s in fx.selectable_layers(config, _x.shape[-1]) if s.path == path)
+    return fx.compute_feature_map(_random_model(config_json, device), _x, config, spec)
+
+
+def random_features(config: DenseNetConfig, device: str, path: str, x: torch.Tensor):
+    """Feature maps and logits of the seeded random model at layer `path` for input x (cached by x's digest)."""
+    digest = hashlib.sha256(x.numpy().tobytes()).hexdigest()
+    return _random_features(config_key(config), device, path, digest, x)
+
+
+@st.cache_data(max_entries=2, show_spinner="Loading scikit-learn's digits…")
+def digits(size: int, test_fraction: float, seed: int) -> DigitsData:
+    """scikit-learn's digits as lab.training.digits_data splits them: loaded once, for every page."""
+    return digits_data(size, test_fraction, seed)
+
+
+# Every cache that holds a model or its outputs: what free_memory empties after an out-of-memory error.
+MODEL_CACHES = (_build, _random_model, _random_features)
+
+
 def free_memory() -> None:
-    """After an out-of-memory error: drop the cached models and return the allocator's cached blocks."""
-    _build.clear()
+    """After an out-of-memory error: drop every cached model (shared caches and this session's loaded
+    weights) and return the allocator's cached blocks."""
+    for cache in MODEL_CACHES:
+        cache.clear()
+    st.session_state.pop(keys.LOADED_WEIGHTS, None)
     gc.collect()
     torch.cuda.empty_cache()  # a no-op unless CUDA has been initialised
 
@@ -274,7 +303,7 @@ def _on_preset() -> None:
     old_stem = st.session_state.get("stem")
     for field, value in us.preset_settings(name).items():
         st.session_state[field] = _widget_value(field, value)
-    st.session_state[BOTTLENECK_KEY] = PRESETS[name].bn_size > 0
+    st.session_state[keys.BOTTLENECK] = PRESETS[name].bn_size > 0
     if PRESETS[name].bn_size == 0:
         st.session_state["bn_size"] = 4
     if PRESETS[name].stem != old_stem:
@@ -284,7 +313,7 @@ def _on_preset() -> None:
 def _current_preset() -> str:
     """The preset the model controls match now ('custom' when none, or when a control is invalid)."""
     try:
-        return us.matching_preset(_read_settings(st.session_state[SETTINGS_KEY]))
+        return us.matching_preset(_read_settings(st.session_state[keys.SETTINGS]))
     except ValueError:
         return us.CUSTOM
 
@@ -295,26 +324,32 @@ def _read_settings(canonical: dict[str, Any]) -> dict[str, Any]:
     settings = {name: ss[name] if name in ss else canonical[name] for name in canonical}
     if "block_config" in ss:
         settings["block_config"] = us.parse_blocks(ss["block_config"])
-    if BOTTLENECK_KEY in ss and "bn_size" in ss:
-        settings["bn_size"] = ss["bn_size"] if ss[BOTTLENECK_KEY] else 0
+    if keys.BOTTLENECK in ss and "bn_size" in ss:
+        settings["bn_size"] = ss["bn_size"] if ss[keys.BOTTLENECK] else 0
     return settings
 
 
 def _init_session() -> None:
     """Once per session: read the URL into the canonical settings and seed every widget from them."""
     ss = st.session_state
-    if SETTINGS_KEY not in ss:
+    if keys.SETTINGS not in ss:
         query = us.settings_from_query(st.query_params.to_dict(), available_devices())
-        ss[SETTINGS_KEY] = query.settings
-        ss[VISIBLE_KEY] = query.visible
-        ss[URL_WARNINGS_KEY] = query.warnings
-        ss[URL_SETTINGS_KEY] = dict(query.settings)
-    canonical = ss[SETTINGS_KEY]
+        ss[keys.SETTINGS] = query.settings
+        ss[keys.VISIBLE] = query.visible
+        ss[keys.URL_WARNINGS] = query.warnings
+        ss[keys.URL_SETTINGS] = dict(query.settings)
+    canonical = ss[keys.SETTINGS]
     for name, value in canonical.items():
         if name not in ss:
             ss[name] = _widget_value(name, value if name != "bn_size" or value > 0 else 4)
-    if BOTTLENECK_KEY not in ss:
-        ss[BOTTLENECK_KEY] = canonical["bn_size"] > 0
+    if keys.BOTTLENECK not in ss:
+        ss[keys.BOTTLENECK] = canonical["bn_size"] > 0
+
+
+def _bounds(name: str) -> tuple[Any, Any]:
+    """A control's (low, high) range from settings.CONTROLS, the one place the URL parser also reads."""
+    control = us.BY_NAME[name]
+    return control.low, control.high
 
 
 def _draw_controls(visible: frozenset[str]) -> None:
@@ -331,42 +366,48 @@ def _draw_controls(visible: frozenset[str]) -> None:
         chosen = st.session_state["preset"]
         if chosen != us.CUSTOM and _current_preset() != chosen:
             sb.caption(f"Changed from {PRESET_TITLES[chosen]}: a custom model.")
-            sb.button(f"Reset to {PRESET_TITLES[chosen]}", key=PRESET_RESET_KEY, on_click=_on_preset)
+            sb.button(f"Reset to {PRESET_TITLES[chosen]}", key=keys.PRESET_RESET, on_click=_on_preset)
     if "growth_rate" in visible:
-        sb.slider(c["growth_rate"].label, 1, 128, key="growth_rate", help="Channels every dense layer adds.")
+        sb.slider(c["growth_rate"].label, *_bounds("growth_rate"), key="growth_rate",
+                  help="Channels every dense layer adds.")
     if "block_config" in visible:
         sb.text_input(c["block_config"].label, key="block_config", help="One number per dense block, e.g. 6, 12, 24, 16"
-                      f" (1 to {us.MAX_BLOCKS} blocks, 1 to 128 layers each).")
+                      f" (1 to {us.MAX_BLOCKS} blocks, {_bounds('block_config')[0]} to "
+                      f"{_bounds('block_config')[1]} layers each).")
     if "num_init_features" in visible:
-        sb.number_input(c["num_init_features"].label, 1, 512, step=1, key="num_init_features",
+        sb.number_input(c["num_init_features"].label, *_bounds("num_init_features"), step=1, key="num_init_features",
                         help="Channels the stem hands to the first block.")
     if "bn_size" in visible:
-        sb.toggle("Bottleneck (1×1 conv before the 3×3, '-B')", key=BOTTLENECK_KEY)
-        if st.session_state[BOTTLENECK_KEY]:
-            sb.slider("Bottleneck width (× k)", 1, 8, key="bn_size")
+        sb.toggle("Bottleneck (1×1 conv before the 3×3, '-B')", key=keys.BOTTLENECK)
+        if st.session_state[keys.BOTTLENECK]:
+            sb.slider("Bottleneck width (× k)", 1, _bounds("bn_size")[1], key="bn_size")  # 0 is the toggle's
     if "compression" in visible:
-        sb.slider(c["compression"].label, 0.05, 1.0, step=0.05, key="compression",
+        sb.slider(c["compression"].label, *_bounds("compression"), step=0.05, key="compression",
                   help="A transition keeps floor(θ·c) of its c channels ('-C'; θ = 1: no compression).")
     if "stem" in visible:
         sb.radio(c["stem"].label, us.STEMS, key="stem", horizontal=True,
                  format_func={"imagenet": "ImageNet (7×7/2 + pool)", "cifar": "CIFAR (3×3)"}.get)
     if "num_classes" in visible:
-        sb.number_input(c["num_classes"].label, 1, 10_000, step=1, key="num_classes")
+        sb.number_input(c["num_classes"].label, *_bounds("num_classes"), step=1, key="num_classes")
     if visible & {"input_size", "batch_size", "dtype", "device", "memory_efficient", "efficient_impl"}:
         sb.header("Input and device")
     if "input_size" in visible:
-        sb.number_input(c["input_size"].label, 8, 1024, step=8, key="input_size")
+        sb.number_input(c["input_size"].label, *_bounds("input_size"), step=8, key="input_size")
     if "batch_size" in visible:
-        sb.number_input(c["batch_size"].label, 1, 1024, step=1, key="batch_size")
+        sb.number_input(c["batch_size"].label, *_bounds("batch_size"), step=1, key="batch_size")
     if "dtype" in visible:
         sb.selectbox(c["dtype"].label, us.DTYPES, key="dtype")
     if "device" in visible:
         sb.selectbox(c["device"].label, available_devices(), key="device")
     if "memory_efficient" in visible:
         sb.toggle(c["memory_efficient"].label, key="memory_efficient",
-                  help="Recompute concat-BN-ReLU-Conv1x1 in backward instead of storing it.")
+                  help="Keep less for backward and recompute it there instead: no dense layer stores its "
+                       "concatenated input. What each implementation keeps: see its help below.")
     if "efficient_impl" in visible and st.session_state.get("memory_efficient"):
-        sb.selectbox(c["efficient_impl"].label, us.EFFICIENT_IMPLS, key="efficient_impl", format_func=IMPL_TITLES.get)
+        sb.selectbox(c["efficient_impl"].label, us.EFFICIENT_IMPLS, key="efficient_impl", format_func=IMPL_TITLES.get,
+                     help="Recompute BN keeps each layer's 1×1 output and re-runs concat-BN-ReLU in backward, no "
+                          "convolution twice. Checkpoint keeps the 1×1 output and its BN-ReLU and re-runs "
+                          "concat-BN-ReLU-Conv1×1. Under autocast, Recompute BN checkpoints instead.")
     if "baseline" in visible:
         sb.header("Baseline")
         options = us.baseline_choices(st.session_state.get("stem", "imagenet"))
@@ -383,7 +424,7 @@ def _share_box(settings: dict[str, Any], visible: frozenset[str]) -> None:
         st.code(f"{base}?{us.query_string(us.settings_to_query(settings, visible))}", language="text", wrap_lines=True)
         names = [c.name for c in us.CONTROLS]
         picked = st.multiselect("Lesson link: controls students may change", names, default=[],
-                                format_func=lambda n: us.BY_NAME[n].label, key=LESSON_PICK_KEY)
+                                format_func=lambda n: us.BY_NAME[n].label, key=keys.LESSON_PICK)
         if picked:
             st.code(f"{base}?{us.query_string(us.settings_to_query(settings, picked))}", language="text",
                     wrap_lines=True)
@@ -399,25 +440,25 @@ def sidebar() -> AppState:
     """Draw the shared controls, validate them, sync the URL, and store the AppState in session state."""
     _init_session()
     ss = st.session_state
-    visible = ss[VISIBLE_KEY]
+    visible = ss[keys.VISIBLE]
     _draw_controls(visible)
     if len(visible) < len(us.CONTROLS):
         fixed = [c.label for c in us.CONTROLS if c.name not in visible]
         st.sidebar.caption(f"Fixed by this lesson link: {', '.join(fixed)}.")
     try:
-        settings = _read_settings(ss[SETTINGS_KEY])
+        settings = _read_settings(ss[keys.SETTINGS])
         settings["preset"] = us.matching_preset(settings)  # the menu may still show the preset it started from
         config = us.config_from_settings(settings)
         us.check_input_size(config, settings["input_size"])
     except ValueError as exc:
         stop_with_error(f"Invalid settings: {exc}.")
-    ss[SETTINGS_KEY] = settings
+    ss[keys.SETTINGS] = settings
     # What the opening link got wrong stays on screen until the first change of a setting.
-    if ss.get(URL_WARNINGS_KEY) and settings == ss.get(URL_SETTINGS_KEY):
-        problems = "\n".join(f"- {w}" for w in ss[URL_WARNINGS_KEY])
+    if ss.get(keys.URL_WARNINGS) and settings == ss.get(keys.URL_SETTINGS):
+        problems = "\n".join(f"- {w}" for w in ss[keys.URL_WARNINGS])
         st.warning(f"The link had problems, so defaults were used:\n{problems}")
     else:
-        ss[URL_WARNINGS_KEY] = []
+        ss[keys.URL_WARNINGS] = []
     shown = visible if len(visible) < len(us.CONTROLS) else None
     query = us.settings_to_query(settings, shown)
     query.update({k: v for k, v in st.query_params.to_dict().items() if k in us.PAGE_KEYS})
@@ -435,7 +476,7 @@ def sidebar() -> AppState:
         preset=settings["preset"],
         baseline_name=name,
     )
-    ss[STATE_KEY] = state
+    ss[keys.STATE] = state
     return state
 
 
@@ -459,11 +500,11 @@ def _run_through_app() -> None:
 def get_state() -> AppState:
     """The AppState of this session (defaults until the sidebar has run)."""
     _run_through_app()
-    if STATE_KEY not in st.session_state:
+    if keys.STATE not in st.session_state:
         config = PRESETS["densenet121"]
         name, baseline = us.resolve_baseline(config, "auto-params")
-        st.session_state[STATE_KEY] = AppState(config=config, baseline=baseline, baseline_name=name)
-    return st.session_state[STATE_KEY]
+        st.session_state[keys.STATE] = AppState(config=config, baseline=baseline, baseline_name=name)
+    return st.session_state[keys.STATE]
 
 
 # ---- display helpers for pages -------------------------------------------------------------------------

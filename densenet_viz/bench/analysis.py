@@ -84,8 +84,8 @@ def _measure(tool: str, name: str, size: int, batch: int) -> dict[str, float]:
 
 def run(quick: bool = False) -> str:
     """Time the analysis and torchinfo.summary for each case; return a markdown table."""
-    from ..analysis.trade import markdown_table
     from ..models.config import PRESET_TITLES
+    from .tables import markdown_table
 
     cases, batches = (QUICK, QUICK_BATCHES) if quick else (FULL, FULL_BATCHES)
     headers = ["model", "input", "batch", "analysis, cold (s)", "torchinfo.summary (s)", "speed-up",

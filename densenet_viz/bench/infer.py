@@ -22,10 +22,10 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-from ..analysis.trade import markdown_table
 from ..models.build import build_model
 from ..models.config import PRESETS, DenseNetConfig, ResNetConfig
-from ..models.densenet import _DenseBlock
+from ..models.densenet import DenseBlock
+from .tables import markdown_table
 
 FORMATS = {"NCHW": torch.contiguous_format, "channels_last": torch.channels_last}
 
@@ -33,7 +33,7 @@ FORMATS = {"NCHW": torch.contiguous_format, "channels_last": torch.channels_last
 @contextmanager
 def concatenating_blocks(model: nn.Module) -> Iterator[nn.Module]:
     """Make every dense block of model concatenate per layer even under no_grad (for comparison)."""
-    blocks = [m for m in model.modules() if isinstance(m, _DenseBlock)]
+    blocks = [m for m in model.modules() if isinstance(m, DenseBlock)]
     for block in blocks:
         block.forward = block.forward_concat  # an instance attribute shadows the class's forward
     try:
@@ -91,7 +91,7 @@ def _block_table(depths: tuple[int, ...], batches: tuple[int, ...], size: int, r
     rows = []
     for layers in depths:
         torch.manual_seed(0)
-        block = _DenseBlock(layers, 64, 4, 32, 0.0).eval()
+        block = DenseBlock(layers, 64, 4, 32, 0.0).eval()
         for batch in batches:
             x = torch.randn(batch, 64, size, size)
             with torch.no_grad():

@@ -5,7 +5,7 @@
 1. Training steps (forward, cross-entropy, backward) of DenseNet-121 (224x224, batch 8 and 32) and
    DenseNet-BC (L=100, k=12; 32x32, batch 64) in plain mode, torchvision's memory-efficient algorithm
    (our `checkpoint` mode), our `recompute_bn` mode, and torchvision's own model when it is importable.
-   All modes of one case are alternated in one warmed-up process (see REFERENCE.md on CPU noise).
+   All modes of one case are alternated in one warmed-up process (see docs/reference.md on CPU noise).
 2. One dense block (64 input channels, k = 32, bottleneck 4k, 32x32, batch 16) at L = 8..128 layers:
    saved activation bytes per mode, counted on the meta device (exact, no memory used).
 """
@@ -20,10 +20,11 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from ..analysis.trade import MODES, markdown_table, saved_activation_bytes, time_training_steps
+from ..analysis.trade import MODES, saved_activation_bytes, time_training_steps
 from ..models.build import build_model
 from ..models.config import PRESETS, DenseNetConfig
-from ..models.densenet import _DenseBlock
+from ..models.densenet import DenseBlock
+from .tables import markdown_table
 
 MIB = 2**20
 
@@ -89,7 +90,7 @@ def _depth_rows(depths: tuple[int, ...], batch: int, size: int) -> list[list[str
     for layers in depths:
         saved = {}
         for name, efficient, impl in MODES:
-            block = _DenseBlock(layers, 64, 4, 32, 0.0, efficient, impl).to("meta")
+            block = DenseBlock(layers, 64, 4, 32, 0.0, efficient, impl).to("meta")
             saved[name] = saved_activation_bytes(block, x)
         plain = saved["plain"]
         rows.append([str(layers)] + [f"{saved[n] / MIB:.1f}" for n, _, _ in MODES] + [

@@ -208,13 +208,3 @@ def preprocess(image: Image.Image, input_size: int, in_channels: int = 3, crop_f
     x = x.unsqueeze(0) if in_channels == 1 else x.permute(2, 0, 1)  # (C, S, S)
     x = (x - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)
     return Preprocessed(tensor=x.unsqueeze(0).contiguous(), display=display, mean=mean, std=std)
-
-
-def to_display(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
-    """Undo the normalisation of a (C, H, W) or (1, C, H, W) input: uint8 (H, W, 3) or (H, W)."""
-    x = x.detach().float().cpu()
-    if x.dim() == 4:
-        x = x[0]
-    x = x * torch.tensor(std).view(-1, 1, 1) + torch.tensor(mean).view(-1, 1, 1)
-    array = (x.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-    return array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)

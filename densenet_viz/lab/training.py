@@ -37,8 +37,6 @@ DIGITS_CONFIG = DenseNetConfig(
 )
 DIGIT_LABELS = [str(d) for d in range(10)]
 MAX_EPOCHS = 20
-# Session-state key under which pages keep this session's TrainedRun (never in a shared cache).
-TRAINED_RUN_KEY = "trained_digits_run"
 
 
 @dataclass(frozen=True)

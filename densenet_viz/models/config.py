@@ -12,6 +12,9 @@ RESNET_SHORTCUTS = ("projection", "zero_pad")
 # How memory_efficient=True saves memory: "checkpoint" re-runs concat-BN-ReLU-Conv1x1 in backward
 # (torchvision's way); "recompute_bn" re-runs only concat-BN-ReLU and never a convolution (efficient.py).
 EFFICIENT_IMPLS = ("checkpoint", "recompute_bn")
+# recompute_bn measured leaner and faster than torchvision's checkpointing (docs/memory-efficient.md);
+# where it cannot run (autocast) a dense layer falls back to checkpointing.
+DEFAULT_EFFICIENT_IMPL = "recompute_bn"
 
 # Upper bounds keep a typo (k=3200) from freezing a shared machine; they sit well above every
 # published model (DenseNet-BC-250 has 41 layers per block, DenseNet-161 has k=48).
@@ -98,8 +101,8 @@ class DenseNetConfig(_DictMixin):
     stem: str = "imagenet"  # "imagenet": 7x7/2 conv + 3x3/2 max-pool; "cifar": one 3x3 conv
     in_channels: int = 3  # image channels (3 for RGB, 1 for grayscale digits)
     num_classes: int = 1000
-    memory_efficient: bool = False  # recompute the concat-BN-ReLU-Conv1x1 bottleneck in backward
-    efficient_impl: str = "checkpoint"  # which recomputation memory_efficient uses (EFFICIENT_IMPLS)
+    memory_efficient: bool = False  # recompute cheap parts of each dense layer in backward instead of storing them
+    efficient_impl: str = DEFAULT_EFFICIENT_IMPL  # which recomputation memory_efficient uses (EFFICIENT_IMPLS)
 
     kind = "densenet"
 

@@ -2,6 +2,8 @@
 
 x_l = H_l([x_0, x_1, ..., x_{l-1}]): every layer reads the concatenation of all earlier feature
 maps of its block and adds k (the growth rate) new ones, so layer l sees k0 + k*(l-1) channels.
+torchvision's DenseLayer, DenseBlock and Transition carry a leading underscore; here they are public,
+because the pages show their code and the benchmarks build blocks on their own.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
-from .config import DenseNetConfig
-from .efficient import cat_bn_relu_conv
+from .config import DEFAULT_EFFICIENT_IMPL, DenseNetConfig
+from .efficient import autocast_enabled, cat_bn_relu_conv
 
 
-class _DenseLayer(nn.Module):
+class DenseLayer(nn.Module):
     """H_l: [BN-ReLU-Conv1x1 to bn_size*k] (the bottleneck, "-B") then BN-ReLU-Conv3x3 to k maps."""
 
     def __init__(
@@ -28,7 +30,7 @@ class _DenseLayer(nn.Module):
         bn_size: int,
         drop_rate: float,
         memory_efficient: bool,
-        efficient_impl: str = "checkpoint",
+        efficient_impl: str = DEFAULT_EFFICIENT_IMPL,
     ) -> None:
         super().__init__()
         if bn_size > 0:
@@ -75,7 +77,9 @@ class _DenseLayer(nn.Module):
     def forward(self, inputs: Tensor | list[Tensor]) -> Tensor:
         prev = [inputs] if isinstance(inputs, Tensor) else inputs
         efficient = self.memory_efficient and torch.is_grad_enabled() and any(t.requires_grad for t in prev)
-        if efficient and self.efficient_impl == "recompute_bn" and self.training:
+        # recompute_bn's backward works in the forward's dtype; under autocast it cannot, so it falls back to
+        # checkpointing, which re-runs the autocast forward in backward.
+        if efficient and self.efficient_impl == "recompute_bn" and self.training and not autocast_enabled():
             # Pleiss et al.: keep only the inputs and the 1x1's output; backward recomputes concat-BN-ReLU.
             out = cat_bn_relu_conv(prev, self.norm1, self.conv1)  # (B, bn_size*k or k, H, W)
             if self.bottleneck:
@@ -90,7 +94,7 @@ class _DenseLayer(nn.Module):
         return out
 
 
-class _DenseBlock(nn.ModuleDict):
+class DenseBlock(nn.ModuleDict):
     """L dense layers; layer i reads c_in + i*k channels and the block returns c_in + L*k."""
 
     def __init__(
@@ -101,13 +105,13 @@ class _DenseBlock(nn.ModuleDict):
         growth_rate: int,
         drop_rate: float,
         memory_efficient: bool = False,
-        efficient_impl: str = "checkpoint",
+        efficient_impl: str = DEFAULT_EFFICIENT_IMPL,
     ) -> None:
         super().__init__()
         self.growth_rate = growth_rate
         for i in range(num_layers):
             c = num_input_features + i * growth_rate
-            layer = _DenseLayer(c, growth_rate, bn_size, drop_rate, memory_efficient, efficient_impl)
+            layer = DenseLayer(c, growth_rate, bn_size, drop_rate, memory_efficient, efficient_impl)
             self.add_module(f"denselayer{i + 1}", layer)
 
     def forward(self, init_features: Tensor) -> Tensor:
@@ -143,7 +147,7 @@ def _empty_with_channels(x: Tensor, channels: int) -> Tensor:
     return torch.empty((x.shape[0], channels, *x.shape[2:]), dtype=x.dtype, device=x.device, memory_format=fmt)
 
 
-class _Transition(nn.Sequential):
+class Transition(nn.Sequential):
     """Between blocks: BN-ReLU-Conv1x1 to floor(theta*c) channels, then 2x2 average pooling."""
 
     def __init__(self, num_input_features: int, num_output_features: int) -> None:
@@ -175,7 +179,7 @@ class DenseNet(nn.Module):
 
         num_features = c0
         for i, num_layers in enumerate(config.block_config):
-            block = _DenseBlock(
+            block = DenseBlock(
                 num_layers=num_layers,
                 num_input_features=num_features,
                 bn_size=config.bn_size,
@@ -188,7 +192,7 @@ class DenseNet(nn.Module):
             num_features += num_layers * config.growth_rate
             if i != len(config.block_config) - 1:
                 out_features = math.floor(config.compression * num_features)
-                self.features.add_module(f"transition{i + 1}", _Transition(num_features, out_features))
+                self.features.add_module(f"transition{i + 1}", Transition(num_features, out_features))
                 num_features = out_features
 
         self.features.add_module("norm5", nn.BatchNorm2d(num_features))

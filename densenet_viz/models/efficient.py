@@ -92,6 +92,11 @@ class _CatBNReLUConv(torch.autograd.Function):
         return (grad_bn_w, grad_bn_b, None, None, None, None, grad_conv_w, grad_conv_b, None, *grad_inputs)
 
 
+def autocast_enabled() -> bool:
+    """Whether autocast is on for the CPU or CUDA (where cat_bn_relu_conv cannot run)."""
+    return any(torch.is_autocast_enabled(device) for device in ("cpu", "cuda"))
+
+
 def cat_bn_relu_conv(inputs: Sequence[Tensor], norm: nn.BatchNorm2d, conv: nn.Conv2d) -> Tensor:
     """conv(relu(norm(cat(inputs, 1)))) for training: backward recomputes concat-BN-ReLU, not the conv.
 
@@ -103,7 +108,7 @@ def cat_bn_relu_conv(inputs: Sequence[Tensor], norm: nn.BatchNorm2d, conv: nn.Co
     first = inputs[0]
     if first.shape[0] * first[0, 0].numel() == 1:  # what F.batch_norm refuses too
         raise ValueError(f"expected more than 1 value per channel when training, got input size {tuple(first.shape)}")
-    if any(torch.is_autocast_enabled(device) for device in ("cpu", "cuda")):
+    if autocast_enabled():
         raise ValueError("cat_bn_relu_conv does not support autocast; use efficient_impl='checkpoint'")
     if isinstance(conv.padding, str) or conv.padding_mode != "zeros":
         raise ValueError(f"cat_bn_relu_conv needs numeric zero padding, got {conv.padding!r} / {conv.padding_mode!r}")

@@ -11,29 +11,30 @@ from plotly.subplots import make_subplots
 
 from ..lab.features import ChannelGroup
 from ..lab.training import EpochResult, ReuseMap
+from .style import DENSENET_COLOR, FONT_FAMILY, OKABE_ITO, RESNET_COLOR, SERIES_COLORS, text_color_on
 
-# Okabe & Ito's colour-blind-safe palette; x0 (the block input) is always the neutral grey.
-OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
-X0_COLOR = "#7F7F7F"
-MODEL_COLORS = (OKABE_ITO[0], OKABE_ITO[4], OKABE_ITO[5], OKABE_ITO[2])  # DenseNet orange, ResNet blue
+# One colour per source layer of a block output, cycling through the palette; x0 (the block input) is grey.
+LAYER_COLORS = tuple(color for name, color in OKABE_ITO.items() if name != "grey")
+X0_COLOR = OKABE_ITO["grey"]
 MAP_COLORSCALE = "Cividis"  # perceptually uniform and colour-blind safe
-FONT = {"family": "Source Sans Pro, Helvetica, Arial, sans-serif", "size": 15}  # readable on a projector
+FONT = {"family": FONT_FAMILY, "size": 15}  # readable on a projector
 GRID_WIDTH_PX = 900
 
 
-_DARK_FILLS = {X0_COLOR, "#009E73", "#0072B2", "#D55E00", "#CC79A7"}
-
-
-def text_on(fill: str) -> str:
-    """Black or white text, whichever reads better on a bar filled with `fill`."""
-    return "#FFFFFF" if fill.upper() in _DARK_FILLS else "#000000"
+def model_color(name: str, index: int) -> str:
+    """The colour a model has on every page: DenseNets in DENSENET_COLOR, ResNets in RESNET_COLOR."""
+    if name.lower().startswith("densenet"):
+        return DENSENET_COLOR
+    if name.lower().startswith("resnet"):
+        return RESNET_COLOR
+    return SERIES_COLORS[(index + 2) % len(SERIES_COLORS)]  # after the two the architectures own
 
 
 def source_colors(groups: list[ChannelGroup]) -> dict[str, str]:
     """A colour per source group: grey for x0, then the palette in layer order (cycling when L > 7)."""
     colors: dict[str, str] = {}
     for g in groups:
-        colors[g.label] = X0_COLOR if g.layer <= 0 else OKABE_ITO[(g.layer - 1) % len(OKABE_ITO)]
+        colors[g.label] = X0_COLOR if g.layer <= 0 else LAYER_COLORS[(g.layer - 1) % len(LAYER_COLORS)]
     return colors
 
 
@@ -107,7 +108,7 @@ def channel_groups_figure(groups: list[ChannelGroup], colors: dict[str, str], ti
                 marker={"color": colors[g.label], "line": {"color": "white", "width": 1}},
                 text=[g.label if g.size >= 8 else ""],
                 textposition="inside",
-                textfont={"color": text_on(colors[g.label])},
+                textfont={"color": text_color_on(colors[g.label])},
                 hovertemplate=f"{g.label}: channels {g.start}–{g.stop - 1} ({g.size})<extra></extra>",
             )
         )
@@ -153,7 +154,7 @@ def training_curves_figure(history: list[EpochResult]) -> go.Figure:
     names = list(dict.fromkeys(r.model for r in history))
     for i, name in enumerate(names):
         rows = [r for r in history if r.model == name]
-        color = MODEL_COLORS[i % len(MODEL_COLORS)]
+        color = model_color(name, i)
         epochs = [r.epoch for r in rows]
         fig.add_trace(go.Scatter(x=epochs, y=[r.loss for r in rows], name=f"{name} loss", mode="lines+markers",
                                  line={"color": color}), row=1, col=1)
@@ -171,7 +172,7 @@ def training_curves_figure(history: list[EpochResult]) -> go.Figure:
 
 def accuracy_vs_params_figure(table: pd.DataFrame) -> go.Figure:
     """Test accuracy against parameter count, one labelled point per model (table: model, parameters, test %)."""
-    colors = [MODEL_COLORS[i % len(MODEL_COLORS)] for i in range(len(table))]
+    colors = [model_color(name, i) for i, name in enumerate(table["model"])]
     fig = go.Figure(
         go.Scatter(
             x=table["parameters"],

@@ -228,11 +228,3 @@ def draw(trace: Trace, highlight: str | None = None, dark: bool = False) -> grap
             attrs.update(color=HIGHLIGHT_COLOR, penwidth="3") if lit else attrs.update(color=faint)
         dot.edge(e.src, e.dst, **attrs)
     return dot
-
-
-def count_dot_edges(source: str, dashed: bool | None = None) -> int:
-    """Edges in DOT text (all, only dashed, or only solid ones): what tests and captions check against."""
-    lines = [line for line in source.splitlines() if "->" in line]
-    if dashed is None:
-        return len(lines)
-    return sum(("style=dashed" in line) == dashed for line in lines)

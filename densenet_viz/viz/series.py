@@ -16,15 +16,6 @@ from ..models.plan import layer_plan
 
 GROWTH_RATES = (4, 8, 12, 16, 24, 32, 40, 48, 64)
 DEPTH_SCALES = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
-SWEEP_COLUMNS = [
-    "depth",
-    "params",
-    "macs_per_sample",
-    "inference_bytes",
-    "train_plain_bytes",
-    "train_efficient_bytes",
-    "weight_bytes",
-]
 
 
 def channel_series(
@@ -77,7 +68,8 @@ def block_memory_growth(
     config: DenseNetConfig, input_size: int, batch_size: int = 1, dtype: torch.dtype = torch.float32,
     max_layers: int = 64,
 ) -> pd.DataFrame:
-    """memory_growth for the model's first dense block (its k, input channels, bottleneck and map size)."""
+    """memory_growth for the model's first dense block (its k, input channels, bottleneck, map size and
+    memory-efficient implementation)."""
     from ..analysis.closed_form import memory_growth
 
     first = next(s for s in layer_plan(config, input_size) if s.kind == "dense_layer")
@@ -89,6 +81,7 @@ def block_memory_growth(
         input_size=first.height,
         batch_size=batch_size,
         dtype=dtype,
+        efficient_impl=config.efficient_impl,
     )
 
 

@@ -1,8 +1,6 @@
-"""Visual constants in one place: a colour-blind-safe palette per layer kind, projector fonts, formatters."""
+"""Visual constants in one place: a colour-blind-safe palette per layer kind, projector fonts, table helpers."""
 
 from __future__ import annotations
-
-import math
 
 # Okabe & Ito (2008), "Color Universal Design": eight colours told apart under every common
 # colour-vision deficiency. Named so the choice per layer kind reads as a sentence.
@@ -50,7 +48,7 @@ SERIES_COLORS = [
 DENSENET_COLOR = OKABE_ITO["blue"]
 RESNET_COLOR = OKABE_ITO["orange"]
 PLAIN_COLOR = OKABE_ITO["vermillion"]  # training memory without checkpointing
-EFFICIENT_COLOR = OKABE_ITO["bluish_green"]  # training memory with the checkpointed bottleneck
+EFFICIENT_COLOR = OKABE_ITO["bluish_green"]  # training memory in the memory-efficient mode
 HIGHLIGHT_COLOR = OKABE_ITO["vermillion"]
 
 # Sizes for a projector at the back of a classroom (px): nothing a student must read below 16.
@@ -63,10 +61,6 @@ ANNOTATION_SIZE = 18
 GRAPH_FONT_SIZE = "16"
 
 MACS_NOTE = "MACs = multiply-accumulates; FLOPs = 2 × MACs"
-
-_BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
-_COUNT_UNITS = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
-
 
 def text_color_on(fill: str) -> str:
     """Black or white, whichever reads better on a node filled with `fill`."""
@@ -81,52 +75,6 @@ def foreground(dark: bool) -> str:
 def muted(dark: bool) -> str:
     """A colour for de-emphasised lines (edges not highlighted) on either theme."""
     return "#6B6F7B" if dark else "#B8BCC6"
-
-
-def format_bytes(n: int | float) -> str:
-    """Bytes in binary units with the unit written: 131030528 -> '125.0 MiB'."""
-    if n is None or (isinstance(n, float) and not math.isfinite(n)):
-        return "–"
-    value, unit = float(n), _BINARY_UNITS[0]
-    for unit in _BINARY_UNITS:
-        if abs(value) < 1024 or unit == _BINARY_UNITS[-1]:
-            break
-        value /= 1024
-    return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-
-
-def format_count(n: int | float, digits: int = 2) -> str:
-    """A large count in short form: 7978856 -> '7.98 M'; small counts stay whole: 512 -> '512'."""
-    if n is None or (isinstance(n, float) and not math.isfinite(n)):
-        return "–"
-    for scale, suffix in _COUNT_UNITS:
-        if abs(n) >= scale:
-            return f"{n / scale:.{digits}f} {suffix}"
-    return f"{int(n)}"
-
-
-def format_macs(n: int) -> str:
-    """MACs with the unit written, e.g. '2.83 G MACs'."""
-    return f"{format_count(n)} MACs"
-
-
-def format_flops(macs: int) -> str:
-    """FLOPs of a MACs count (one MAC is two FLOPs), e.g. '5.67 G FLOPs'."""
-    return f"{format_count(2 * macs)} FLOPs"
-
-
-def format_value(value: int | float, unit: str) -> str:
-    """A number as a table cell for its unit: 'bytes' -> MiB/GiB, 'MACs' -> G MACs, 'count' -> 7.98 M."""
-    if unit == "bytes":
-        return format_bytes(value)
-    if unit == "MACs":
-        return format_macs(value)
-    return format_count(value)
-
-
-def format_ratio(ratio: float | None) -> str:
-    """A ratio as '0.31×' (or a dash when undefined)."""
-    return "–" if ratio is None or not math.isfinite(ratio) else f"{ratio:.2f}×"
 
 
 def mib_columns(table, columns: list[str]):

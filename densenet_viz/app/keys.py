@@ -1,0 +1,34 @@
+"""Every session-state key of the app, in one place and one scheme.
+
+"app_<what>": state the app keeps for a session (not a widget). "sidebar_<what>": the sidebar's own
+widgets, beside the setting widgets, whose keys are the control names of settings.CONTROLS (so a key
+is also a settings name). "<page>_<what>": a page's widgets (page = build, conn, growth, memory,
+tradeoffs, fm for Feature maps, train for Train & feature reuse).
+"""
+
+# ---- state the app keeps per session
+STATE = "app_state"  # the AppState the sidebar computed
+SETTINGS = "app_settings"  # the canonical settings dict (survives controls a lesson link hides)
+VISIBLE = "app_visible_controls"  # controls a lesson link leaves visible
+URL_WARNINGS = "app_url_warnings"  # what was wrong with the opening URL
+URL_SETTINGS = "app_url_settings"  # the settings that URL opened (warnings show until they change)
+MEASURED_TRADE = "app_measured_trade"  # {(config, input, batch, device): measured DataFrame}
+TRAINED_RUN = "app_trained_run"  # the digits TrainedRun of this session
+LOADED_WEIGHTS = "app_loaded_weights"  # (what was loaded, the model holding it) on the Feature maps page
+
+# ---- the sidebar's own widgets
+BOTTLENECK = "sidebar_bottleneck"  # the on/off toggle beside the bn_size slider
+LESSON_PICK = "sidebar_lesson_controls"  # the share box's multiselect
+PRESET_RESET = "sidebar_reset_to_preset"  # the button that undoes changes to the chosen preset
+
+# ---- page widgets
+BUILD_KINDS, BUILD_BLOCKS = "build_kinds", "build_blocks"
+CONN_BLOCK, CONN_LAYER, CONN_VIEW = "conn_block", "conn_layer", "conn_view"
+GROWTH_OVERLAY = "growth_overlay"
+MEMORY_MEASURE = "memory_measure_trade"  # the button that starts a measurement
+TRADEOFFS_BUDGET = "tradeoffs_budget_gib"
+FM_WEIGHTS, FM_SOURCE, FM_SAMPLE, FM_UPLOAD = "fm_weights", "fm_image_source", "fm_sample", "fm_upload"
+FM_DIGIT, FM_LAYER, FM_CHANNELS = "fm_digit", "fm_layer", "fm_channels"
+FM_WEIGHTS_FILE, FM_HUB_FILE = "fm_weights_file", "fm_hub_file"
+TRAIN_EPOCHS, TRAIN_START, TRAIN_STOP = "train_epochs", "train_start", "train_stop"
+TRAIN_REUSE_BLOCK, TRAIN_DIGIT = "train_reuse_block", "train_digit"
