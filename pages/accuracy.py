@@ -4,11 +4,9 @@ import pandas as pd
 import streamlit as st
 
 from densenet_viz.analysis import accuracy as acc
-from densenet_viz.app import ui
+from densenet_viz.app import keys, ui
+from densenet_viz.units import format_count
 from densenet_viz.viz.accuracy_charts import accuracy_chart
-from densenet_viz.viz.style import format_count
-
-SOURCE_KEY, CIFAR_KEY = "acc_source", "acc_cifar"
 
 state = ui.get_state()
 ui.header(
@@ -47,7 +45,7 @@ def _your_model(table: pd.DataFrame, columns: tuple[str, ...]) -> acc.ModelCost:
 
 st.subheader("ImageNet: error vs parameters and vs FLOPs (the paper's Figure 3)")
 source = st.radio("Source of the errors", list(acc.SOURCE_SETS), format_func=acc.SOURCE_SET_TITLES.get,
-                  key=SOURCE_KEY, horizontal=True)
+                  key=keys.ACC_SOURCE, horizontal=True)
 imagenet = acc.published_table("imagenet", acc.SOURCE_SETS[source])
 cost = _your_model(imagenet, ("params", "flops")) if mine == "imagenet" else None
 left, right = st.columns(2)
@@ -59,7 +57,7 @@ for col, x, what in ((left, "params", "parameters"), (right, "flops", "FLOPs")):
 st.caption("FLOPs at 224×224, one image; FLOPs = 2 × MACs. Hover a point for its source and table.")
 
 st.subheader("CIFAR: error vs parameters (the paper's Table 2 and He et al.'s CIFAR ResNets)")
-dataset = st.radio("Dataset", ["c10+", "c100+"], format_func=lambda d: acc.DATASETS[d].title, key=CIFAR_KEY,
+dataset = st.radio("Dataset", ["c10+", "c100+"], format_func=lambda d: acc.DATASETS[d].title, key=keys.ACC_CIFAR,
                    horizontal=True, index=1 if mine == "c100+" else 0)
 cifar = acc.published_table(dataset)
 cifar_cost = _your_model(cifar, ("params",)) if mine == dataset else None

@@ -5,11 +5,8 @@ import dataclasses
 import streamlit as st
 
 from densenet_viz import lessons as ls
+from densenet_viz.app import keys, ui
 from densenet_viz.app import settings as us
-from densenet_viz.app import ui
-
-LESSON_KEY, STEP_KEY, PROGRESS_KEY = "lesson_pick", "lesson_step", "lesson_progress"
-TEACHER_KEY, UPLOAD_KEY = "teacher_lessons", "lesson_upload"
 
 ui.get_state()
 ss = st.session_state
@@ -37,60 +34,61 @@ def from_teacher_folder(folder: str) -> tuple[tuple[ls.Lesson, ...], tuple[str, 
 def add_teacher_lesson(lesson: ls.Lesson) -> None:
     """Keep a teacher's lesson in this session, under an id that cannot shadow a shipped one."""
     lesson = dataclasses.replace(lesson, id=f"my-{lesson.id}")
-    ss[TEACHER_KEY] = {**ss.get(TEACHER_KEY, {}), lesson.id: lesson}
-    ss[LESSON_KEY], ss[STEP_KEY] = lesson.id, 1
+    ss[keys.TEACHER_LESSONS] = {**ss.get(keys.TEACHER_LESSONS, {}), lesson.id: lesson}
+    ss[keys.LESSON_PICK_LESSON], ss[keys.LESSON_STEP] = lesson.id, 1
 
 
 with st.expander("Teachers: open your own lesson file"):
     st.markdown("A lesson is a small TOML file (the format is in the README). Upload one for this session, or put "
                 f"it in the server's lesson folder (`{ls.LESSONS_DIR_ENV}`) for the whole class; it is checked "
                 "before it is shown and nothing in it is run.")
-    upload = st.file_uploader("Lesson file (.toml)", type=["toml"], key=UPLOAD_KEY, max_upload_size=1)
-    if upload is not None and ss.get("lesson_upload_done") != upload.file_id:
+    upload = st.file_uploader("Lesson file (.toml)", type=["toml"], key=keys.LESSON_UPLOAD, max_upload_size=1)
+    if upload is not None and ss.get(keys.LESSON_UPLOAD_DONE) != upload.file_id:
         try:
             add_teacher_lesson(ls.read_lesson(upload.getvalue(), upload.name))
-            ss["lesson_upload_done"] = upload.file_id
+            ss[keys.LESSON_UPLOAD_DONE] = upload.file_id
         except ls.LessonError as exc:
             st.error(f"This lesson file cannot be used: {exc}")
 folder_lessons, folder_errors = from_teacher_folder(ls.teacher_folder())
 for error in folder_errors:
     st.warning(f"A lesson in the teacher's folder cannot be used: {error}")
 try:
-    lessons = {lesson.id: lesson for lesson in (*shipped(), *folder_lessons, *ss.get(TEACHER_KEY, {}).values())}
+    uploaded = ss.get(keys.TEACHER_LESSONS, {}).values()
+    lessons = {lesson.id: lesson for lesson in (*shipped(), *folder_lessons, *uploaded)}
 except ls.LessonError as exc:
     ui.stop_with_error(f"A shipped lesson is broken: {exc}")
 
 # A student's link (?lesson=...&step=...) reopens its step: read once, before the widgets exist.
-if LESSON_KEY not in ss:
+if keys.LESSON_PICK_LESSON not in ss:
     wanted, step_text = st.query_params.get("lesson", ""), st.query_params.get("step", "1")
     if wanted and wanted not in lessons:
         st.warning(f"The link names lesson {wanted[:40]!r}, which does not exist here; showing the first lesson.")
-    ss[LESSON_KEY] = wanted if wanted in lessons else next(iter(lessons))
+    ss[keys.LESSON_PICK_LESSON] = wanted if wanted in lessons else next(iter(lessons))
     step_number = int(step_text) if step_text.isdigit() else 1
-    if not 1 <= step_number <= len(lessons[ss[LESSON_KEY]].steps):
+    if not 1 <= step_number <= len(lessons[ss[keys.LESSON_PICK_LESSON]].steps):
         st.warning(f"The link's step {step_text[:10]!r} does not exist in this lesson; showing step 1.")
         step_number = 1
-    ss[STEP_KEY] = step_number
-if ss.get(LESSON_KEY) not in lessons:
-    ss[LESSON_KEY] = next(iter(lessons))
+    ss[keys.LESSON_STEP] = step_number
+if ss.get(keys.LESSON_PICK_LESSON) not in lessons:
+    ss[keys.LESSON_PICK_LESSON] = next(iter(lessons))
 
 
 def _reset_step() -> None:
-    ss[STEP_KEY] = 1
+    ss[keys.LESSON_STEP] = 1
 
 
-lesson = lessons[st.selectbox("Lesson", list(lessons), format_func=lambda i: lessons[i].title, key=LESSON_KEY,
-                              on_change=_reset_step)]
-if not 1 <= ss.get(STEP_KEY, 1) <= len(lesson.steps):
-    ss[STEP_KEY] = 1
+lesson = lessons[st.selectbox("Lesson", list(lessons), format_func=lambda i: lessons[i].title,
+                              key=keys.LESSON_PICK_LESSON, on_change=_reset_step)]
+if not 1 <= ss.get(keys.LESSON_STEP, 1) <= len(lesson.steps):
+    ss[keys.LESSON_STEP] = 1
 if lesson.summary:
     st.caption(lesson.summary)
-record = ss.setdefault(PROGRESS_KEY, {}).setdefault(lesson.id, {})
+record = ss.setdefault(keys.LESSON_PROGRESS, {}).setdefault(lesson.id, {})
 answered, correct, asked = ls.progress(lesson, record)
 st.progress(answered / asked if asked else 1.0,
             text=f"{answered} of {asked} questions answered, {correct} correct")
 
-number = st.segmented_control("Step", list(range(1, len(lesson.steps) + 1)), key=STEP_KEY,
+number = st.segmented_control("Step", list(range(1, len(lesson.steps) + 1)), key=keys.LESSON_STEP,
                               format_func=lambda n: f"{n}" + (" ✓" if record.get(n - 1, {}).get("correct") else ""))
 number = number or 1
 step = lesson.steps[number - 1]

@@ -16,7 +16,7 @@ DATA = tomllib.loads(acc.DATA_FILE.read_text())
 CLASSES = {"imagenet": 1000, "c10+": 10, "c100+": 100}
 SIZE = {"imagenet": 224, "c10+": 32, "c100+": 32}
 
-# REFERENCE.md's "Published accuracy" tables, typed here as a second copy of the data file's errors.
+# docs/reference.md's published accuracy tables, typed here as a second copy of the data file's errors.
 REFERENCE = {
     ("densenet121", "imagenet", "densenet_paper"): 25.02, ("densenet169", "imagenet", "densenet_paper"): 23.80,
     ("densenet201", "imagenet", "densenet_paper"): 22.58, ("densenet264", "imagenet", "densenet_paper"): 22.15,

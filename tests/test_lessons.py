@@ -27,11 +27,11 @@ def _built_params(name: str) -> int:
     return sum(p.numel() for p in build_model(PRESETS[name], device="meta").parameters())
 
 
-# Published errors as REFERENCE.md gives them: the closest ResNet to DenseNet-201's 22.58 % (fb.resnet.torch).
+# Published errors as docs/reference.md gives them: the closest ResNet to DenseNet-201's 22.58 % (fb.resnet.torch).
 _FIGURE3_RESNETS = {"ResNet-18": 30.43, "ResNet-34": 26.73, "ResNet-50": 24.01, "ResNet-101": 22.44,
                     "ResNet-152": 22.16, "ResNet-200": 21.66}  # fmt: skip
 
-# (lesson id, step number) -> the answer derived without the app: the paper's formulas and REFERENCE.md.
+# (lesson id, step number) -> the answer derived without the app: the paper's formulas and docs/reference.md.
 EXPECTED = {
     ("01-channels-into-a-layer", 1): math.floor(0.5 * (64 + 6 * 32)) + 32 * (5 - 1),  # 256
     ("01-channels-into-a-layer", 2): math.floor(0.5 * (64 + 6 * 12)) + 12 * (5 - 1),  # 116
@@ -191,7 +191,7 @@ def test_a_students_link_reopens_its_step():
     assert at.selectbox(key="lesson_pick").value == "05-training-memory"
     assert at.session_state["lesson_step"] == 2
     assert not at.warning
-    assert "memory-efficient mode recomputes" in " ".join(m.value for m in at.markdown)
+    assert "memory-efficient mode (`checkpoint`): it recomputes" in " ".join(m.value for m in at.markdown)
     bad = open_page("lessons", {"lesson": "no-such-lesson", "step": "99"})
     assert any("does not exist" in w.value for w in bad.warning)
 

@@ -3,7 +3,7 @@
 "app_<what>": state the app keeps for a session (not a widget). "sidebar_<what>": the sidebar's own
 widgets, beside the setting widgets, whose keys are the control names of settings.CONTROLS (so a key
 is also a settings name). "<page>_<what>": a page's widgets (page = build, conn, growth, memory,
-tradeoffs, fm for Feature maps, train for Train & feature reuse).
+tradeoffs, fm for Feature maps, train for Train & feature reuse, acc for Accuracy vs cost, lesson).
 """
 
 # ---- state the app keeps per session
@@ -15,6 +15,9 @@ URL_SETTINGS = "app_url_settings"  # the settings that URL opened (warnings show
 MEASURED_TRADE = "app_measured_trade"  # {(config, input, batch, device): measured DataFrame}
 TRAINED_RUN = "app_trained_run"  # the digits TrainedRun of this session
 LOADED_WEIGHTS = "app_loaded_weights"  # (what was loaded, the model holding it) on the Feature maps page
+LESSON_PROGRESS = "app_lesson_progress"  # {lesson id: {step index: answered / correct / revealed}}
+TEACHER_LESSONS = "app_teacher_lessons"  # {id: Lesson} a teacher uploaded in this session
+LESSON_UPLOAD_DONE = "app_lesson_upload_done"  # the file id of the last upload read (read each file once)
 
 # ---- the sidebar's own widgets
 BOTTLENECK = "sidebar_bottleneck"  # the on/off toggle beside the bn_size slider
@@ -32,3 +35,5 @@ FM_DIGIT, FM_LAYER, FM_CHANNELS = "fm_digit", "fm_layer", "fm_channels"
 FM_WEIGHTS_FILE, FM_HUB_FILE = "fm_weights_file", "fm_hub_file"
 TRAIN_EPOCHS, TRAIN_START, TRAIN_STOP = "train_epochs", "train_start", "train_stop"
 TRAIN_REUSE_BLOCK, TRAIN_DIGIT = "train_reuse_block", "train_digit"
+ACC_SOURCE, ACC_CIFAR = "acc_source", "acc_cifar"
+LESSON_PICK_LESSON, LESSON_STEP, LESSON_UPLOAD = "lesson_pick", "lesson_step", "lesson_upload"

@@ -7,8 +7,9 @@ import math
 import pandas as pd
 import plotly.graph_objects as go
 
+from ..units import format_count
 from .charts import apply_layout
-from .style import DENSENET_COLOR, HIGHLIGHT_COLOR, OKABE_ITO, RESNET_COLOR, format_count
+from .style import DENSENET_COLOR, HIGHLIGHT_COLOR, OKABE_ITO, RESNET_COLOR
 
 FAMILY_COLORS = {"DenseNet-BC": DENSENET_COLOR, "DenseNet": OKABE_ITO["bluish_green"], "ResNet": RESNET_COLOR}
 # One marker shape per source, so two sources of one family stay apart without a new colour.
