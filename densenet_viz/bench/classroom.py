@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from websockets.exceptions import InvalidHandshake
+
 from ..analysis.trade import markdown_table
 from .stream import RunResult, Session
 
@@ -196,7 +198,12 @@ def rss_bytes(pid: int) -> tuple[int, int]:
 async def _slider_student(url: str, index: int, page: str, opts: Options, rng: random.Random,
                           results: list[RunResult], stop: asyncio.Event | None = None) -> None:
     """Open `page` from a link with this student's k₀, then move the growth rate to new values."""
-    session = await Session.open(url, f"k0={FIRST_K0 + 1 + index}", timeout=opts.timeout)
+    start = time.perf_counter()
+    try:
+        session = await Session.open(url, f"k0={FIRST_K0 + 1 + index}", timeout=opts.timeout)
+    except (OSError, TimeoutError, InvalidHandshake) as exc:  # a server too busy to accept is a failed page
+        results.append(RunResult(f"{page} (first)", time.perf_counter() - start, False, missing=type(exc).__name__))
+        return
     try:
         first = await session.rerun(page, timeout=opts.timeout)
         first.page = f"{page} (first)"
