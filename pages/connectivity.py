@@ -21,6 +21,7 @@ ui.header(
     "with the block input x₀ and L layers, that is 1 + 2 + … + L = **L(L+1)/2** connections.",
 )
 
+ui.lesson_controls()
 blocks = list(range(1, len(config.block_config) + 1))
 if st.session_state.get(BLOCK_KEY) not in blocks:
     st.session_state[BLOCK_KEY] = 1

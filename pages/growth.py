@@ -22,6 +22,7 @@ st.latex(
     r"c_0^{(b+1)} = \left\lfloor \theta\,\bigl(c_0^{(b)} + k\,L_b\bigr)\right\rfloor"
 )
 
+ui.lesson_controls()
 others = [k for k in series.GROWTH_RATES if k != config.growth_rate]
 overlay = st.multiselect(
     "Overlay other growth rates (same blocks, k₀ and θ)", others, key=OVERLAY_KEY, format_func=lambda k: f"k = {k}"

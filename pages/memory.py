@@ -17,6 +17,7 @@ ui.header(
     "alive for backward: training memory is where they pay. The memory-efficient mode recomputes the "
     "concatenation in backward instead of storing it.",
 )
+ui.lesson_controls()
 try:
     table = ui.comparison(state)
     report = ui.analysis(state)

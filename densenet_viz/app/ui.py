@@ -38,6 +38,8 @@ BOTTLENECK_KEY = "bottleneck"  # the on/off toggle beside the bn_size slider
 LESSON_PICK_KEY = "lesson_controls"  # the share box's multiselect
 PRESET_RESET_KEY = "reset_to_preset"  # the button that undoes changes to the chosen preset
 TRADE_KEY = "measured_trade"  # {config key: measured DataFrame}
+RUN_KEY = "sidebar_runs"  # counts the runs of sidebar(), so lesson_controls draws once per run
+LESSON_DRAWN_KEY = "lesson_controls_run"  # the run in which lesson_controls last drew
 
 IMPL_TITLES = {
     "checkpoint": "Checkpoint: recompute concat-BN-ReLU-Conv1×1 (torchvision)",
@@ -317,10 +319,10 @@ def _init_session() -> None:
         ss[BOTTLENECK_KEY] = canonical["bn_size"] > 0
 
 
-def _draw_controls(visible: frozenset[str]) -> None:
-    """The widgets of the visible controls, in teaching order."""
-    sb, c = st.sidebar, us.BY_NAME
-    if visible & {"preset", *us.MODEL_FIELDS}:
+def _draw_controls(sb: Any, visible: frozenset[str], headers: bool = True) -> None:
+    """The widgets of the visible controls, in teaching order, in `sb`: st.sidebar, or a container in the page."""
+    c = us.BY_NAME
+    if headers and visible & {"preset", *us.MODEL_FIELDS}:
         sb.header("Model")
     if "preset" in visible:
         options = [*us.densenet_presets(), us.CUSTOM]
@@ -352,7 +354,7 @@ def _draw_controls(visible: frozenset[str]) -> None:
                  format_func={"imagenet": "ImageNet (7×7/2 + pool)", "cifar": "CIFAR (3×3)"}.get)
     if "num_classes" in visible:
         sb.number_input(c["num_classes"].label, 1, 10_000, step=1, key="num_classes")
-    if visible & {"input_size", "batch_size", "dtype", "device", "memory_efficient", "efficient_impl"}:
+    if headers and visible & {"input_size", "batch_size", "dtype", "device", "memory_efficient", "efficient_impl"}:
         sb.header("Input and device")
     if "input_size" in visible:
         sb.number_input(c["input_size"].label, 8, 1024, step=8, key="input_size")
@@ -368,7 +370,8 @@ def _draw_controls(visible: frozenset[str]) -> None:
     if "efficient_impl" in visible and st.session_state.get("memory_efficient"):
         sb.selectbox(c["efficient_impl"].label, us.EFFICIENT_IMPLS, key="efficient_impl", format_func=IMPL_TITLES.get)
     if "baseline" in visible:
-        sb.header("Baseline")
+        if headers:
+            sb.header("Baseline")
         options = us.baseline_choices(st.session_state.get("stem", "imagenet"))
         if st.session_state.get("baseline") not in options:
             st.session_state["baseline"] = "auto-params"
@@ -389,6 +392,27 @@ def _share_box(settings: dict[str, Any], visible: frozenset[str]) -> None:
                     wrap_lines=True)
 
 
+def is_lesson() -> bool:
+    """Whether this session came from a lesson link (some controls hidden), so its controls go in the page."""
+    visible = st.session_state.get(VISIBLE_KEY)
+    return visible is not None and len(visible) < len(us.CONTROLS)
+
+
+def lesson_controls(where: Any = None) -> None:
+    """On a lesson link, the controls it leaves visible, drawn here (right above the figure they drive).
+
+    Pages call it just above their main figure; app.py calls it again after the page, with a container at the
+    top of the page, for a page that did not. Only the first call of a run draws (one widget per key).
+    """
+    ss = st.session_state
+    if not is_lesson() or not ss[VISIBLE_KEY] or ss.get(LESSON_DRAWN_KEY) == ss.get(RUN_KEY):
+        return
+    ss[LESSON_DRAWN_KEY] = ss.get(RUN_KEY)
+    box = (where or st).container(border=True, key="lesson_box")
+    box.caption("**This lesson's controls**: move them and watch the figure below follow.")
+    _draw_controls(box, ss[VISIBLE_KEY], headers=False)
+
+
 def stop_with_error(message: str) -> None:
     """Show an error in the page and end this run without a traceback."""
     st.error(message)
@@ -400,10 +424,16 @@ def sidebar() -> AppState:
     _init_session()
     ss = st.session_state
     visible = ss[VISIBLE_KEY]
-    _draw_controls(visible)
-    if len(visible) < len(us.CONTROLS):
+    ss[RUN_KEY] = ss.get(RUN_KEY, 0) + 1
+    if is_lesson():
+        # The widgets are drawn later in this run, in the page (lesson_controls); their values are already in
+        # session state (the browser sends them before the run starts), so the state below is current.
         fixed = [c.label for c in us.CONTROLS if c.name not in visible]
+        if visible:
+            st.sidebar.caption("This lesson's controls are in the page, above the figure they change.")
         st.sidebar.caption(f"Fixed by this lesson link: {', '.join(fixed)}.")
+    else:
+        _draw_controls(st.sidebar, visible)
     try:
         settings = _read_settings(ss[SETTINGS_KEY])
         settings["preset"] = us.matching_preset(settings)  # the menu may still show the preset it started from
