@@ -17,10 +17,9 @@ ui.header(
     f"entering layer l of a block are k₀ + k(l−1); each transition compresses them by **θ = {config.compression:g}** "
     "and halves the spatial size. The result is a saw-tooth.",
 )
-st.latex(
-    r"c_\ell = c_0 + k\,(\ell - 1) \qquad "
-    r"c_0^{(b+1)} = \left\lfloor \theta\,\bigl(c_0^{(b)} + k\,L_b\bigr)\right\rfloor"
-)
+# Two formulas, one per line: a formula never wraps, and side by side they are wider than a phone.
+st.latex(r"c_\ell = c_0 + k\,(\ell - 1)")
+st.latex(r"c_0^{(b+1)} = \left\lfloor \theta\,\bigl(c_0^{(b)} + k\,L_b\bigr)\right\rfloor")
 
 ui.lesson_controls()
 others = [k for k in series.GROWTH_RATES if k != config.growth_rate]

@@ -49,8 +49,8 @@ ui.plot(charts.block_memory_chart(report.blocks), key="block_chart")
 st.subheader("Why plain training memory grows quadratically")
 growth = ui.block_memory_growth(state)
 ui.plot(
-    charts.memory_growth_chart(growth, f"Your first dense block (k = {state.config.growth_rate}) with more and more "
-                                       "layers: training memory"),
+    charts.memory_growth_chart(growth, f"Your first dense block (k = {state.config.growth_rate}), more and more "
+                                       "layers"),
     key="memory_growth_chart",
 )
 st.markdown(

@@ -11,6 +11,7 @@ from plotly.subplots import make_subplots
 
 from ..lab.features import ChannelGroup
 from ..lab.training import EpochResult, ReuseMap
+from .charts import title_margin, wrapped_title
 
 # Okabe & Ito's colour-blind-safe palette; x0 (the block input) is always the neutral grey.
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
@@ -18,6 +19,7 @@ X0_COLOR = "#7F7F7F"
 MODEL_COLORS = (OKABE_ITO[0], OKABE_ITO[4], OKABE_ITO[5], OKABE_ITO[2])  # DenseNet orange, ResNet blue
 MAP_COLORSCALE = "Cividis"  # perceptually uniform and colour-blind safe
 FONT = {"family": "Source Sans Pro, Helvetica, Arial, sans-serif", "size": 15}  # readable on a projector
+TITLE_FONT_SIZE = 21  # plotly's default for FONT: 1.4 × its size
 GRID_WIDTH_PX = 900
 
 
@@ -83,10 +85,11 @@ def feature_grid_figure(
     fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, ticks="", showline=False)
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, ticks="", showline=False,
                      autorange="reversed")
+    heading = wrapped_title(title, TITLE_FONT_SIZE)
     fig.update_layout(
-        title=title,
+        title=heading,
         height=int(150 + rows * (tile + 30)),
-        margin={"l": 10, "r": 10, "t": 80, "b": 10},
+        margin={"l": 10, "r": 10, "t": title_margin(heading, 20), "b": 10},
         font=FONT,
         legend={"title": {"text": "produced by"}, "orientation": "h", "y": -0.02, "yanchor": "top"},
         plot_bgcolor="white",
@@ -111,13 +114,14 @@ def channel_groups_figure(groups: list[ChannelGroup], colors: dict[str, str], ti
                 hovertemplate=f"{g.label}: channels {g.start}–{g.stop - 1} ({g.size})<extra></extra>",
             )
         )
+    heading = wrapped_title(title, TITLE_FONT_SIZE)
     fig.update_layout(
         barmode="stack",
-        title=title,
+        title=heading,
         xaxis_title="channel index (concatenation order)",
         yaxis={"showticklabels": False},
-        height=190,
-        margin={"l": 10, "r": 10, "t": 50, "b": 40},
+        height=140 + title_margin(heading),
+        margin={"l": 10, "r": 10, "t": title_margin(heading), "b": 40},
         font=FONT,
         showlegend=False,
     )
@@ -136,12 +140,13 @@ def source_means_figure(summary: pd.DataFrame, colors: dict[str, str], title: st
             "<extra></extra>",
         )
     )
+    heading = wrapped_title(title, TITLE_FONT_SIZE)
     fig.update_layout(
-        title=title,
+        title=heading,
         xaxis_title="source of the channels",
         yaxis_title="mean activation (arbitrary units)",
         height=340,
-        margin={"l": 10, "r": 10, "t": 50, "b": 40},
+        margin={"l": 10, "r": 10, "t": title_margin(heading), "b": 40},
         font=FONT,
     )
     return fig
@@ -164,8 +169,9 @@ def training_curves_figure(history: list[EpochResult]) -> go.Figure:
     fig.update_xaxes(title_text="epoch", dtick=1)
     fig.update_yaxes(title_text="cross-entropy (nats)", row=1, col=1)
     fig.update_yaxes(title_text="accuracy (%)", row=1, col=2)
-    fig.update_layout(title="Training on scikit-learn digits", height=380, font=FONT,
-                      margin={"l": 10, "r": 10, "t": 70, "b": 40})
+    heading = wrapped_title("Training on scikit-learn digits", TITLE_FONT_SIZE)
+    fig.update_layout(title=heading, height=380, font=FONT, margin={"l": 10, "r": 10, "t": title_margin(heading, 30),
+                                                                    "b": 40})
     return fig
 
 
@@ -183,13 +189,14 @@ def accuracy_vs_params_figure(table: pd.DataFrame) -> go.Figure:
             hovertemplate="%{text}<br>%{x:,} parameters<br>test accuracy %{y:.1f} %<extra></extra>",
         )
     )
+    heading = wrapped_title("Held-out accuracy against parameters", TITLE_FONT_SIZE)
     fig.update_layout(
-        title="Held-out accuracy against parameters",
+        title=heading,
         xaxis={"title": "parameters (count)", "range": [0, 1.25 * float(table["parameters"].max())]},
         yaxis={"title": "test accuracy (%)", "range": [0, 105]},
         height=360,
         font=FONT,
-        margin={"l": 10, "r": 10, "t": 50, "b": 40},
+        margin={"l": 10, "r": 10, "t": title_margin(heading), "b": 40},
     )
     return fig
 
@@ -211,12 +218,14 @@ def reuse_heatmap_figure(reuse: ReuseMap) -> go.Figure:
             hovertemplate="%{y} reads %{x}<br>relative mean |w| %{z:.2f}<extra></extra>",
         )
     )
+    heading = wrapped_title(f"Feature reuse in dense block {reuse.block} (mean |weight| per source, each row "
+                            "scaled to max 1)", TITLE_FONT_SIZE)
     fig.update_layout(
-        title=f"Feature reuse in dense block {reuse.block} (mean |weight| per source, each row scaled to max 1)",
+        title=heading,
         xaxis_title="source s (whose channels are read)",
         yaxis={"title": "target layer l (the reader)", "autorange": "reversed"},
         height=max(320, 60 + 32 * len(reuse.targets)),
         font=FONT,
-        margin={"l": 10, "r": 10, "t": 60, "b": 40},
+        margin={"l": 10, "r": 10, "t": title_margin(heading), "b": 40},
     )
     return fig
