@@ -32,14 +32,12 @@ except ValueError as exc:  # an overlaid k can make a transition compress to not
     ui.stop_with_error(str(exc))
 ui.plot(charts.channel_growth_chart(channels, config.growth_rate, config.compression), key="channel_chart")
 
-spatial_col, resnet_col = st.columns(2)
-with spatial_col:
-    ui.plot(charts.spatial_size_chart(channels), key="spatial_chart")
-with resnet_col:
-    ui.plot(
-        charts.resnet_channel_chart(series.resnet_channel_series(state.baseline, size), state.baseline_title),
-        key="resnet_channel_chart",
-    )
+# One under the other, at full width: side by side they are narrower than a phone on a zoomed projector.
+ui.plot(charts.spatial_size_chart(channels), key="spatial_chart")
+ui.plot(
+    charts.resnet_channel_chart(series.resnet_channel_series(state.baseline, size), state.baseline_title),
+    key="resnet_channel_chart",
+)
 st.markdown(
     f"The baseline **{state.baseline_title}** keeps its width inside a stage (addition needs equal shapes) and "
     "doubles it when it halves the spatial size; the DenseNet grows by k inside each block and compresses at "
