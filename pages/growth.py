@@ -21,11 +21,11 @@ ui.header(
 st.latex(r"c_\ell = c_0 + k\,(\ell - 1)")
 st.latex(r"c_0^{(b+1)} = \left\lfloor \theta\,\bigl(c_0^{(b)} + k\,L_b\bigr)\right\rfloor")
 
-ui.lesson_controls()
 others = [k for k in series.GROWTH_RATES if k != config.growth_rate]
 overlay = st.multiselect(
     "Overlay other growth rates (same blocks, k₀ and θ)", others, key=OVERLAY_KEY, format_func=lambda k: f"k = {k}"
 )
+ui.lesson_controls()
 try:
     channels = series.channel_series(config, size, [config.growth_rate, *overlay])
 except ValueError as exc:  # an overlaid k can make a transition compress to nothing

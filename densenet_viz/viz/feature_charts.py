@@ -144,7 +144,7 @@ def source_means_figure(summary: pd.DataFrame, colors: dict[str, str], title: st
     fig.update_layout(
         title=heading,
         xaxis_title="source of the channels",
-        yaxis_title="mean activation (arbitrary units)",
+        yaxis_title="mean activation (a.u.)",
         height=340,
         margin={"l": 10, "r": 10, "t": title_margin(heading), "b": 40},
         font=FONT,
@@ -170,8 +170,11 @@ def training_curves_figure(history: list[EpochResult]) -> go.Figure:
     fig.update_yaxes(title_text="cross-entropy (nats)", row=1, col=1)
     fig.update_yaxes(title_text="accuracy (%)", row=1, col=2)
     heading = wrapped_title("Training on scikit-learn digits", TITLE_FONT_SIZE)
-    fig.update_layout(title=heading, height=380, font=FONT, margin={"l": 10, "r": 10, "t": title_margin(heading, 30),
-                                                                    "b": 40})
+    # The legend in rows under the plots: on the right it would leave a phone's plots a few pixels wide.
+    fig.update_layout(title=heading, height=480, font=FONT, margin={"l": 10, "r": 10, "t": title_margin(heading, 30),
+                                                                    "b": 150},
+                      legend={"orientation": "h", "xref": "container", "x": 0, "yref": "container", "y": 0,
+                              "yanchor": "bottom"})
     return fig
 
 
@@ -223,7 +226,7 @@ def reuse_heatmap_figure(reuse: ReuseMap) -> go.Figure:
     fig.update_layout(
         title=heading,
         xaxis_title="source s (whose channels are read)",
-        yaxis={"title": "target layer l (the reader)", "autorange": "reversed"},
+        yaxis={"title": "reader (layer l)", "autorange": "reversed"},
         height=max(320, 60 + 32 * len(reuse.targets)),
         font=FONT,
         margin={"l": 10, "r": 10, "t": title_margin(heading), "b": 40},
