@@ -33,7 +33,7 @@ CURRENT_COLOR = OKABE_ITO["reddish_purple"]  # the sidebar's model in a sweep: u
 STAR = {"size": 18, "symbol": "star", "color": CURRENT_COLOR, "line": {"width": 1.5, "color": "#555555"}}
 KIND_NAMES = {"dense_layer": "dense layer", "transition": "transition", "norm": "final BN (to the classifier)"}
 # Plotly never wraps text: lines this long in TITLE_SIZE / AXIS_TITLE_SIZE fit a 390 px phone screen.
-TITLE_CHARS = 30
+TITLE_CHARS = 32
 AXIS_CHARS = 32
 TOOLBAR_PX = 32  # the strip at the top of a chart that Streamlit's toolbar covers (always shown on a phone)
 
@@ -59,7 +59,7 @@ def wrapped_title(text: str, size: int = TITLE_SIZE) -> dict:
 def title_margin(title: dict, below: int = 0) -> int:
     """The top margin that holds a wrapped_title, a gap, and `below` pixels of labels above the plot."""
     lines = title["text"].count("<br>") + 1
-    return TOOLBAR_PX + round(lines * title["font"]["size"] * 1.3) + 14 + below
+    return TOOLBAR_PX + round(lines * title["font"]["size"] * 1.3) + 24 + below
 
 
 def _layout(
@@ -271,8 +271,8 @@ def block_memory_chart(blocks: pd.DataFrame) -> go.Figure:
         ]
     )
     return _layout(
-        fig, "Training activation memory per stage", "stage of the network", "activation memory (MiB)",
-        barmode="group", height=440,
+        fig, "Training memory per stage", "stage of the network", "activation memory (MiB)",
+        barmode="group", height=480,
     )
 
 
