@@ -408,7 +408,7 @@ def lesson_controls(where: Any = None) -> None:
     if not is_lesson() or not ss[VISIBLE_KEY] or ss.get(LESSON_DRAWN_KEY) == ss.get(RUN_KEY):
         return
     ss[LESSON_DRAWN_KEY] = ss.get(RUN_KEY)
-    box = (where or st).container(border=True, key="lesson_box")
+    box = (st if where is None else where).container(border=True, key="lesson_box")
     box.caption("**This lesson's controls**: move them and watch the figure below follow.")
     _draw_controls(box, ss[VISIBLE_KEY], headers=False)
 
