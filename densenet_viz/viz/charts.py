@@ -331,7 +331,7 @@ def sweep_chart(
     and memory-efficient (dashed) training.
     """
     fig = make_subplots(rows=3, cols=1, subplot_titles=[p[0] for p in SWEEP_PANELS], shared_xaxes=True,
-                        vertical_spacing=0.09)
+                        vertical_spacing=0.12)
     for panel, (_, key, scale) in enumerate(SWEEP_PANELS, start=1):
         fig.add_trace(
             go.Scatter(
