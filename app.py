@@ -28,4 +28,6 @@ navigation = st.navigation(
     [st.Page(path, title=title, icon=icon) for path, title, icon in PAGES]
 )
 ui.sidebar()
+lesson_slot = st.container()  # where a lesson link's controls go on a page that does not place them itself
 navigation.run()
+ui.lesson_controls(lesson_slot)

@@ -44,6 +44,7 @@ def _your_model(table: pd.DataFrame, columns: tuple[str, ...]) -> acc.ModelCost:
 
 
 st.subheader("ImageNet: error vs parameters and vs FLOPs (the paper's Figure 3)")
+ui.lesson_controls()
 source = st.radio("Source of the errors", list(acc.SOURCE_SETS), format_func=acc.SOURCE_SET_TITLES.get,
                   key=keys.ACC_SOURCE, horizontal=True)
 imagenet = acc.published_table("imagenet", acc.SOURCE_SETS[source])

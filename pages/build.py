@@ -16,6 +16,7 @@ ui.header(
     "The sidebar's settings define one `DenseNetConfig`; this page builds the real PyTorch model from it and "
     "measures what it costs.",
 )
+ui.lesson_controls()
 try:
     report = ui.analysis(state)
 except ValueError as exc:

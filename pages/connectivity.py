@@ -21,6 +21,7 @@ ui.header(
     "with the block input x₀ and L layers, that is 1 + 2 + … + L = **L(L+1)/2** connections.",
 )
 
+ui.lesson_controls()
 blocks = list(range(1, len(config.block_config) + 1))
 if st.session_state.get(BLOCK_KEY) not in blocks:
     st.session_state[BLOCK_KEY] = 1
@@ -56,6 +57,9 @@ if n_layers > GRAPH_DEFAULT_LAYERS:
 dot = graphs.draw(trace, highlight=f"x{layer}", dark=dark)
 if view == GRAPH:
     st.graphviz_chart(dot, width="stretch")
+    # On a phone the graph shrinks to the screen; its labels are vector text that stays sharp when zoomed.
+    st.caption("Too small to read? Zoom in (pinch on a phone, or the chart's full-screen button), or show the "
+               "block as a matrix.")
 else:
     ui.plot(charts.connectivity_heatmap(graphs.connectivity_matrix(trace), highlight=layer), key="conn_matrix")
 st.download_button(

@@ -7,7 +7,14 @@ import streamlit as st
 import torch
 
 from densenet_viz.app import keys
-from densenet_viz.app.ui import digits, get_state, random_features, refuse_if_too_big, report_out_of_memory
+from densenet_viz.app.ui import (
+    digits,
+    get_state,
+    lesson_controls,
+    random_features,
+    refuse_if_too_big,
+    report_out_of_memory,
+)
 from densenet_viz.lab import features as fx
 from densenet_viz.lab import images, training, weights
 from densenet_viz.viz import feature_charts as fc
@@ -62,6 +69,7 @@ st.markdown(
     "A dense block's output is the **concatenation** of its input x₀ and the k maps each layer added: "
     "pick a block output to see the channels grouped by the layer that produced them."
 )
+lesson_controls()
 mode = st.radio("Weights", [RANDOM, TRAINED, LOADED], key=WEIGHTS_KEY, horizontal=True)
 config, size, device, model = state.config, state.input_size, state.device, None
 if mode != TRAINED:  # the sidebar's model, built here in float32 for one image

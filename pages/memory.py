@@ -17,6 +17,7 @@ ui.header(
     "alive for backward: training memory is where they pay. The memory-efficient mode recomputes the "
     "concatenation in backward instead of storing it.",
 )
+ui.lesson_controls()
 try:
     table = ui.comparison(state)
     report = ui.analysis(state)
@@ -48,8 +49,8 @@ ui.plot(charts.block_memory_chart(report.blocks), key="block_chart")
 st.subheader("Why plain training memory grows quadratically")
 growth = ui.block_memory_growth(state)
 ui.plot(
-    charts.memory_growth_chart(growth, f"Your first dense block (k = {state.config.growth_rate}) with more and more "
-                                       "layers: training memory"),
+    charts.memory_growth_chart(growth, f"Your first dense block (k = {state.config.growth_rate}), more and more "
+                                       "layers"),
     key="memory_growth_chart",
 )
 config = state.config

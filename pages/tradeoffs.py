@@ -16,6 +16,7 @@ ui.header(
     "How parameters, compute and training memory move when you change one knob and keep the rest. "
     "The star is the sidebar's model; the ResNets of the same family are reference points.",
 )
+ui.lesson_controls()
 with st.spinner("Sweeping configurations (cached after the first time)…"):
     try:
         sweeps = ui.sweeps(state)

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from densenet_viz.app import keys
-from densenet_viz.app.ui import digits, get_state
+from densenet_viz.app.ui import digits, get_state, lesson_controls
 from densenet_viz.lab import features as fx
 from densenet_viz.lab import training
 from densenet_viz.viz import feature_charts as fc
@@ -26,6 +26,7 @@ st.markdown(
     "images, a fixed split and a fixed seed, so every run gives the same curves. Training runs on the CPU, "
     "in this session only."
 )
+lesson_controls()
 left, mid, right = st.columns([3, 1, 1])
 epochs = left.slider("Epochs", 1, training.MAX_EPOCHS, 3, key=EPOCHS_KEY,
                      help="Each epoch trains both models once over the training digits (a few seconds each).")

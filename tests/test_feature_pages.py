@@ -43,7 +43,7 @@ def figures(at: AppTest) -> dict[str, dict]:
     out = {}
     for chart in at.get("plotly_chart"):
         spec = json.loads(chart.proto.spec)
-        out[spec["layout"]["title"]["text"]] = spec
+        out[spec["layout"]["title"]["text"].replace("<br>", " ")] = spec  # titles wrap to fit a phone
     return out
 
 

@@ -95,17 +95,26 @@ def test_a_link_reopens_the_same_model():
     assert not at.warning
 
 
-def test_a_lesson_link_shows_only_the_named_controls_and_keeps_the_rest_fixed():
+def test_a_lesson_link_shows_only_the_named_controls_in_the_page_and_keeps_the_rest_fixed():
     at = new_app({"preset": "densenet_bc_100_12", "batch": "4", "show": "k"})
     at.run()
-    assert [w.key for w in at.sidebar.slider] == ["growth_rate"]
-    assert not at.sidebar.selectbox and not at.sidebar.number_input and not at.sidebar.text_input
+    assert [w.key for w in at.main.slider] == ["growth_rate"]  # in the page, above the figure
+    assert not at.sidebar.slider and not at.sidebar.selectbox and not at.sidebar.number_input
+    assert not at.main.selectbox and not at.main.number_input and not at.main.text_input
     assert any("Fixed by this lesson link" in c.value for c in at.sidebar.caption)
-    assert [h.value for h in at.sidebar.header] == ["Model"]  # no empty "Input and device" section
-    at.sidebar.slider(key="growth_rate").set_value(24).run()
+    assert not at.sidebar.header and not at.main.header  # no section headers around one control
+    at.main.slider(key="growth_rate").set_value(24).run()
     s = state(at)
     assert (s.config.growth_rate, s.config.block_config, s.batch_size) == (24, (16, 16, 16), 4)
     assert at.query_params["show"] == "k" and at.query_params["k"] == "24"
+
+
+def test_a_lesson_link_draws_its_controls_once_on_every_page():
+    for page in ("build", "connectivity", "growth", "memory", "tradeoffs", "accuracy", "features", "training"):
+        at = open_page(page, {"preset": "densenet_bc_100_12", "show": "k,theta"})
+        assert [w.key for w in at.main.slider if w.key in ("growth_rate", "compression")] == [
+            "growth_rate", "compression"], page
+        assert not at.sidebar.slider, page
 
 
 def test_the_share_box_offers_the_link_and_a_lesson_link():

@@ -352,10 +352,10 @@ def _bounds(name: str) -> tuple[Any, Any]:
     return control.low, control.high
 
 
-def _draw_controls(visible: frozenset[str]) -> None:
-    """The widgets of the visible controls, in teaching order."""
-    sb, c = st.sidebar, us.BY_NAME
-    if visible & {"preset", *us.MODEL_FIELDS}:
+def _draw_controls(sb: Any, visible: frozenset[str], headers: bool = True) -> None:
+    """The widgets of the visible controls, in teaching order, in `sb`: st.sidebar, or a container in the page."""
+    c = us.BY_NAME
+    if headers and visible & {"preset", *us.MODEL_FIELDS}:
         sb.header("Model")
     if "preset" in visible:
         options = [*us.densenet_presets(), us.CUSTOM]
@@ -389,7 +389,7 @@ def _draw_controls(visible: frozenset[str]) -> None:
                  format_func={"imagenet": "ImageNet (7×7/2 + pool)", "cifar": "CIFAR (3×3)"}.get)
     if "num_classes" in visible:
         sb.number_input(c["num_classes"].label, *_bounds("num_classes"), step=1, key="num_classes")
-    if visible & {"input_size", "batch_size", "dtype", "device", "memory_efficient", "efficient_impl"}:
+    if headers and visible & {"input_size", "batch_size", "dtype", "device", "memory_efficient", "efficient_impl"}:
         sb.header("Input and device")
     if "input_size" in visible:
         sb.number_input(c["input_size"].label, *_bounds("input_size"), step=8, key="input_size")
@@ -409,7 +409,8 @@ def _draw_controls(visible: frozenset[str]) -> None:
                           "convolution twice. Checkpoint keeps the 1×1 output and its BN-ReLU and re-runs "
                           "concat-BN-ReLU-Conv1×1. Under autocast, Recompute BN checkpoints instead.")
     if "baseline" in visible:
-        sb.header("Baseline")
+        if headers:
+            sb.header("Baseline")
         options = us.baseline_choices(st.session_state.get("stem", "imagenet"))
         if st.session_state.get("baseline") not in options:
             st.session_state["baseline"] = "auto-params"
@@ -430,6 +431,27 @@ def _share_box(settings: dict[str, Any], visible: frozenset[str]) -> None:
                     wrap_lines=True)
 
 
+def is_lesson() -> bool:
+    """Whether this session came from a lesson link (some controls hidden), so its controls go in the page."""
+    visible = st.session_state.get(keys.VISIBLE)
+    return visible is not None and len(visible) < len(us.CONTROLS)
+
+
+def lesson_controls(where: Any = None) -> None:
+    """On a lesson link, the controls it leaves visible, drawn here (right above the figure they drive).
+
+    Pages call it just above their main figure; app.py calls it again after the page, with a container at the
+    top of the page, for a page that did not. Only the first call of a run draws (one widget per key).
+    """
+    ss = st.session_state
+    if not is_lesson() or not ss[keys.VISIBLE] or ss.get(keys.LESSON_DRAWN) == ss.get(keys.SIDEBAR_RUNS):
+        return
+    ss[keys.LESSON_DRAWN] = ss.get(keys.SIDEBAR_RUNS)
+    box = (st if where is None else where).container(border=True, key="lesson_box")
+    box.caption("**This lesson's controls**: move them and watch the figure below follow.")
+    _draw_controls(box, ss[keys.VISIBLE], headers=False)
+
+
 def stop_with_error(message: str) -> None:
     """Show an error in the page and end this run without a traceback."""
     st.error(message)
@@ -441,10 +463,16 @@ def sidebar() -> AppState:
     _init_session()
     ss = st.session_state
     visible = ss[keys.VISIBLE]
-    _draw_controls(visible)
-    if len(visible) < len(us.CONTROLS):
+    ss[keys.SIDEBAR_RUNS] = ss.get(keys.SIDEBAR_RUNS, 0) + 1
+    if is_lesson():
+        # The widgets are drawn later in this run, in the page (lesson_controls); their values are already in
+        # session state (the browser sends them before the run starts), so the state below is current.
         fixed = [c.label for c in us.CONTROLS if c.name not in visible]
+        if visible:
+            st.sidebar.caption("This lesson's controls are in the page, above the figure they change.")
         st.sidebar.caption(f"Fixed by this lesson link: {', '.join(fixed)}.")
+    else:
+        _draw_controls(st.sidebar, visible)
     try:
         settings = _read_settings(ss[keys.SETTINGS])
         settings["preset"] = us.matching_preset(settings)  # the menu may still show the preset it started from

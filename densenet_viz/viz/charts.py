@@ -6,6 +6,8 @@ sets a background or template, so Streamlit's own theme makes them follow the li
 
 from __future__ import annotations
 
+import textwrap
+
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -30,32 +32,60 @@ MIB = 2**20  # charts show bytes in MiB (binary), with the unit in the axis titl
 CURRENT_COLOR = OKABE_ITO["reddish_purple"]  # the sidebar's model in a sweep: unlike any line colour
 STAR = {"size": 18, "symbol": "star", "color": CURRENT_COLOR, "line": {"width": 1.5, "color": "#555555"}}
 KIND_NAMES = {"dense_layer": "dense layer", "transition": "transition", "norm": "final BN (to the classifier)"}
+# Plotly never wraps text: lines this long in TITLE_SIZE / AXIS_TITLE_SIZE fit a 390 px phone screen.
+TITLE_CHARS = 32
+AXIS_CHARS = 32
+TOOLBAR_PX = 32  # the strip at the top of a chart that Streamlit's toolbar covers (always shown on a phone)
+
+
+def wrap_text(text: str, width: int) -> str:
+    """Text for plotly broken at spaces into lines of at most `width` characters, joined by <br>."""
+    lines = []
+    for part in text.split("<br>"):
+        lines += textwrap.wrap(part, width, break_long_words=False, break_on_hyphens=False) or [""]
+    return "<br>".join(lines)
+
+
+def wrapped_title(text: str, size: int = TITLE_SIZE) -> dict:
+    """A figure title wrapped to fit a phone, at the top left, below the strip the chart's toolbar covers."""
+    wrapped = wrap_text(text, TITLE_CHARS)
+    # Plotly lifts a title of several lines ~22 px above where one line with the same padding sits (measured
+    # in Chromium): pad it more so that both start just below the toolbar.
+    pad = TOOLBAR_PX + (22 if "<br>" in wrapped else 5)
+    return {"text": wrapped, "font": {"size": size}, "x": 0, "xanchor": "left", "xref": "container",
+            "yref": "container", "y": 1, "yanchor": "top", "pad": {"t": pad, "l": 12}}
+
+
+def title_margin(title: dict, below: int = 0) -> int:
+    """The top margin that holds a wrapped_title, a gap, and `below` pixels of labels above the plot."""
+    lines = title["text"].count("<br>") + 1
+    return TOOLBAR_PX + round(lines * title["font"]["size"] * 1.3) + 24 + below
 
 
 def _layout(
     fig: go.Figure, title: str, x_title: str | None = None, y_title: str | None = None, legend_below: bool = False,
-    **extra,
+    top_labels: int = 0, **extra,
 ) -> go.Figure:
-    """Projector-sized title, axis titles and ticks; legend above the plot (below it for panel figures)."""
-    legend = {"font": {"size": LEGEND_SIZE}, "orientation": "h", "x": 0}
-    if legend_below:
-        legend.update(yanchor="top", y=-0.22)
-    else:
-        legend.update(yanchor="bottom", y=1.02)
+    """Projector-sized title, axis titles and ticks that also fit a phone: titles wrapped, margins pushed by
+    what they hold (automargin), the legend in a row of its own at the bottom, where it covers no data."""
+    legend_rows = 2 if legend_below else 1  # a phone wraps a horizontal legend onto more rows
+    heading = wrapped_title(title)
     fig.update_layout(
-        title={"text": title, "font": {"size": TITLE_SIZE}},
+        title=heading,
         font={"family": FONT_FAMILY, "size": TICK_SIZE},
-        legend=legend,
-        margin={"t": 110, "l": 80, "r": 30, "b": 130 if legend_below else 70},
+        legend={"font": {"size": LEGEND_SIZE}, "orientation": "h", "xref": "container", "x": 0, "xanchor": "left",
+                "yref": "container",
+                "y": 0, "yanchor": "bottom"},
+        margin={"t": title_margin(heading, top_labels), "l": 10, "r": 10, "b": 70 + 26 * legend_rows},
         hoverlabel={"font": {"size": TICK_SIZE}},
         **extra,
     )
-    fig.update_xaxes(title_font={"size": AXIS_TITLE_SIZE}, tickfont={"size": TICK_SIZE})
-    fig.update_yaxes(title_font={"size": AXIS_TITLE_SIZE}, tickfont={"size": TICK_SIZE})
+    fig.update_xaxes(title_font={"size": AXIS_TITLE_SIZE}, tickfont={"size": TICK_SIZE}, automargin=True)
+    fig.update_yaxes(title_font={"size": AXIS_TITLE_SIZE}, tickfont={"size": TICK_SIZE}, automargin=True)
     if x_title:
-        fig.update_xaxes(title_text=x_title)
+        fig.update_xaxes(title_text=wrap_text(x_title, AXIS_CHARS))
     if y_title:
-        fig.update_yaxes(title_text=y_title)
+        fig.update_yaxes(title_text=wrap_text(y_title, AXIS_CHARS))
     return fig
 
 
@@ -89,22 +119,21 @@ def channel_growth_chart(series: pd.DataFrame, current_k: int, compression: floa
             )
         )
     s = series[series["growth_rate"] == current_k]
-    fig.add_annotation(
-        xref="paper", yref="paper", x=0.01, y=0.98, xanchor="left", yanchor="top", showarrow=False,
-        text=f"inside a block: c = k₀ + k(l−1), +{current_k} per layer<br>at a transition: c → ⌊θ·c⌋",
-        font={"size": ANNOTATION_SIZE}, align="left", bordercolor=DENSENET_COLOR, borderwidth=1, borderpad=6,
-    )
+    # The formula is on the page above the chart: here each transition gets a dotted line and a short label
+    # above the plot, where it covers no data at any width.
     for _, t in s[s["kind"] == "transition"].iterrows():
+        fig.add_vline(x=t["step"], line_dash="dot", line_color=OKABE_ITO["grey"], line_width=1)
         fig.add_annotation(
-            x=t["step"], y=t["channels"], text=f"× θ = {compression:g}", showarrow=True, arrowhead=2, ax=40, ay=-40,
-            font={"size": ANNOTATION_SIZE},
+            x=t["step"], xref="x", y=1, yref="paper", yanchor="bottom", text="×θ", showarrow=False,
+            font={"size": ANNOTATION_SIZE}, hovertext=f"transition: c → ⌊θ·c⌋ with θ = {compression:g}",
         )
     return _layout(
         fig,
-        "Channels entering each layer: +k per dense layer, ×θ at each transition",
-        "position along the network (dense layers and transitions, in order)",
+        "Channels entering each layer: +k per layer, ×θ at transitions",
+        "position along the network",
         "channels entering (count)",
-        height=520,
+        height=540,
+        top_labels=ANNOTATION_SIZE + 8,
     )
 
 
@@ -126,8 +155,8 @@ def spatial_size_chart(series: pd.DataFrame) -> go.Figure:
         fig,
         "Spatial size: halved at each transition",
         "position along the network",
-        "feature-map side (pixels)",
-        height=360,
+        "map side (pixels)",
+        height=400,
     )
 
 
@@ -151,8 +180,8 @@ def resnet_channel_chart(series: pd.DataFrame, title: str) -> go.Figure:
         fig,
         f"{title}: channels per residual block",
         "residual block (in order)",
-        "channels carried (count)",
-        height=360,
+        "channels (count)",
+        height=400,
     )
 
 
@@ -180,7 +209,7 @@ def connectivity_heatmap(matrix: pd.DataFrame, highlight: int | None = None, tit
     fig.update_xaxes(dtick=1 if len(matrix) <= 32 else None, side="bottom")
     return _layout(
         fig,
-        title or "Connectivity matrix: row H_l reads every earlier map x_0 … x_(l−1)",
+        title or "Connectivity matrix: row H_l reads x_0 … x_(l−1)",
         "map read (x_0 = block input, x_i = output of H_i)",
         "layer reading",
         height=min(1400, max(480, 26 * len(matrix) + 220)),
@@ -191,7 +220,7 @@ def comparison_bars(table: pd.DataFrame, dense_name: str, resnet_name: str) -> g
     """DenseNet vs ResNet bars: parameters (millions), MACs per image (G) and memory (MiB), one panel each."""
     panels = [
         ("Parameters (M)", ["params"], 1e6),
-        ("MACs per image (G)", ["macs_per_sample"], 1e9),
+        ("MACs/image (G)", ["macs_per_sample"], 1e9),
         ("Memory (MiB)", ["weight_bytes", "inference_bytes", "train_plain_bytes", "train_efficient_bytes"], MIB),
     ]
     names = {
@@ -202,8 +231,10 @@ def comparison_bars(table: pd.DataFrame, dense_name: str, resnet_name: str) -> g
         "train_plain_bytes": "train, plain",
         "train_efficient_bytes": "train, efficient",
     }
+    # Two small panels side by side, the memory panel (four bar pairs) below at full width: readable on a phone.
     fig = make_subplots(
-        rows=1, cols=3, subplot_titles=[p[0] for p in panels], column_widths=[0.2, 0.2, 0.6], horizontal_spacing=0.08
+        rows=2, cols=2, specs=[[{}, {}], [{"colspan": 2}, None]], subplot_titles=[p[0] for p in panels],
+        horizontal_spacing=0.2, vertical_spacing=0.2,
     )
     rows = table.set_index("key")
     for col, (_, keys, scale) in enumerate(panels, start=1):
@@ -218,11 +249,12 @@ def comparison_bars(table: pd.DataFrame, dense_name: str, resnet_name: str) -> g
                     legendgroup=who,
                     hovertemplate=f"{name}<br>%{{x}}: %{{y:.3g}}<extra></extra>",
                 ),
-                row=1,
-                col=col,
+                row=1 if col < 3 else 2,
+                col=col if col < 3 else 1,
             )
     fig.update_annotations(font_size=AXIS_TITLE_SIZE)
-    return _layout(fig, f"{dense_name} vs {resnet_name}", height=520, barmode="group", legend_below=True)
+    return _layout(fig, f"{dense_name} vs {resnet_name}", height=680, barmode="group", legend_below=True,
+                   top_labels=AXIS_TITLE_SIZE + 10)  # the panel titles
 
 
 def block_memory_chart(blocks: pd.DataFrame) -> go.Figure:
@@ -239,8 +271,8 @@ def block_memory_chart(blocks: pd.DataFrame) -> go.Figure:
         ]
     )
     return _layout(
-        fig, "Training activation memory per stage", "stage of the network", "activation memory (MiB)",
-        barmode="group", height=440,
+        fig, "Training memory per stage", "stage of the network", "activation memory (MiB)",
+        barmode="group", height=480,
     )
 
 
@@ -295,55 +327,58 @@ def sweep_chart(
 ) -> go.Figure:
     """Parameters, MACs and training memory along a sweep; ResNets (if given) as labelled reference points.
 
-    The memory panel shows plain (solid) and memory-efficient (dashed) training.
+    The panels are stacked (one x axis, full width: readable on a phone). The memory panel shows plain (solid)
+    and memory-efficient (dashed) training.
     """
-    fig = make_subplots(rows=1, cols=3, subplot_titles=[p[0] for p in SWEEP_PANELS], horizontal_spacing=0.08)
-    for col, (_, key, scale) in enumerate(SWEEP_PANELS, start=1):
+    fig = make_subplots(rows=3, cols=1, subplot_titles=[p[0] for p in SWEEP_PANELS], shared_xaxes=True,
+                        vertical_spacing=0.12)
+    for panel, (_, key, scale) in enumerate(SWEEP_PANELS, start=1):
         fig.add_trace(
             go.Scatter(
                 x=sweep[x], y=sweep[key] / scale, mode="lines+markers",
-                name="DenseNet" + (", plain" if col == 3 else ""),
-                line={"color": DENSENET_COLOR if col < 3 else PLAIN_COLOR, "width": 3}, showlegend=col >= 2,
-                legendgroup=f"d{col}",
+                name="DenseNet" + (", plain" if panel == 3 else ""),
+                line={"color": DENSENET_COLOR if panel < 3 else PLAIN_COLOR, "width": 3}, showlegend=panel >= 2,
+                legendgroup=f"d{panel}",
             ),
-            row=1,
-            col=col,
+            row=panel,
+            col=1,
         )
         current = sweep[sweep["current"]]
         fig.add_trace(
             go.Scatter(
                 x=current[x], y=current[key] / scale, mode="markers", name="current config",
                 marker=STAR,
-                showlegend=col == 1,
+                showlegend=panel == 1,
                 legendgroup="current",
             ),
-            row=1,
-            col=col,
+            row=panel,
+            col=1,
         )
-        if col == 3:
+        if panel == 3:
             fig.add_trace(
                 go.Scatter(
                     x=sweep[x], y=sweep["train_efficient_bytes"] / scale, mode="lines+markers",
                     name="DenseNet, memory-efficient", line={"color": EFFICIENT_COLOR, "width": 3, "dash": "dash"},
                 ),
-                row=1,
-                col=3,
+                row=3,
+                col=1,
             )
         if references is not None and len(references) and x in references:
             fig.add_trace(
                 go.Scatter(
-                    x=references[x], y=references[key] / scale, mode="markers+text" if col == 1 else "markers",
+                    x=references[x], y=references[key] / scale, mode="markers+text" if panel == 1 else "markers",
                     text=references["title"], textposition="middle right", name="ResNets",
                     hovertemplate="%{text}: %{y:.3g}<extra></extra>", marker={"size": 11, "color": RESNET_COLOR,
                                                                        "symbol": "diamond"},
-                    showlegend=col == 1, legendgroup="resnet", textfont={"size": 13},
+                    showlegend=panel == 1, legendgroup="resnet", textfont={"size": 13},
                 ),
-                row=1,
-                col=col,
+                row=panel,
+                col=1,
             )
-    fig.update_xaxes(title_text=x_title)
+    fig.update_xaxes(title_text=wrap_text(x_title, AXIS_CHARS), row=3, col=1)
+    fig.update_xaxes(showticklabels=True)  # every panel keeps its numbers, so each reads on its own
     fig.update_annotations(font_size=AXIS_TITLE_SIZE)
-    return _layout(fig, title, height=560, legend_below=True)
+    return _layout(fig, title, height=900, legend_below=True, top_labels=AXIS_TITLE_SIZE + 10)  # panel titles
 
 
 def reference_lines(fig: go.Figure, references: pd.DataFrame, baseline: str) -> go.Figure:
@@ -351,9 +386,9 @@ def reference_lines(fig: go.Figure, references: pd.DataFrame, baseline: str) -> 
     row = references[references["name"] == baseline]
     if not len(row):
         return fig
-    for col, (_, key, scale) in enumerate(SWEEP_PANELS, start=1):
+    for panel, (_, key, scale) in enumerate(SWEEP_PANELS, start=1):
         fig.add_hline(
-            y=float(row[key].iloc[0]) / scale, line_dash="dot", line_color=RESNET_COLOR, row=1, col=col,
+            y=float(row[key].iloc[0]) / scale, line_dash="dot", line_color=RESNET_COLOR, row=panel, col=1,
             annotation_text=row["title"].iloc[0], annotation_font_size=14,
         )
     return fig

@@ -11,6 +11,7 @@ from plotly.subplots import make_subplots
 
 from ..lab.features import ChannelGroup
 from ..lab.training import EpochResult, ReuseMap
+from .charts import title_margin, wrapped_title
 from .style import DENSENET_COLOR, FONT_FAMILY, OKABE_ITO, RESNET_COLOR, SERIES_COLORS, text_color_on
 
 # One colour per source layer of a block output, cycling through the palette; x0 (the block input) is grey.
@@ -18,6 +19,7 @@ LAYER_COLORS = tuple(color for name, color in OKABE_ITO.items() if name != "grey
 X0_COLOR = OKABE_ITO["grey"]
 MAP_COLORSCALE = "Cividis"  # perceptually uniform and colour-blind safe
 FONT = {"family": FONT_FAMILY, "size": 15}  # readable on a projector
+TITLE_FONT_SIZE = 21  # plotly's default for FONT: 1.4 × its size
 GRID_WIDTH_PX = 900
 
 
@@ -84,10 +86,11 @@ def feature_grid_figure(
     fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, ticks="", showline=False)
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, ticks="", showline=False,
                      autorange="reversed")
+    heading = wrapped_title(title, TITLE_FONT_SIZE)
     fig.update_layout(
-        title=title,
+        title=heading,
         height=int(150 + rows * (tile + 30)),
-        margin={"l": 10, "r": 10, "t": 80, "b": 10},
+        margin={"l": 10, "r": 10, "t": title_margin(heading, 20), "b": 10},
         font=FONT,
         legend={"title": {"text": "produced by"}, "orientation": "h", "y": -0.02, "yanchor": "top"},
         plot_bgcolor="white",
@@ -112,13 +115,14 @@ def channel_groups_figure(groups: list[ChannelGroup], colors: dict[str, str], ti
                 hovertemplate=f"{g.label}: channels {g.start}–{g.stop - 1} ({g.size})<extra></extra>",
             )
         )
+    heading = wrapped_title(title, TITLE_FONT_SIZE)
     fig.update_layout(
         barmode="stack",
-        title=title,
+        title=heading,
         xaxis_title="channel index (concatenation order)",
         yaxis={"showticklabels": False},
-        height=190,
-        margin={"l": 10, "r": 10, "t": 50, "b": 40},
+        height=140 + title_margin(heading),
+        margin={"l": 10, "r": 10, "t": title_margin(heading), "b": 40},
         font=FONT,
         showlegend=False,
     )
@@ -137,12 +141,13 @@ def source_means_figure(summary: pd.DataFrame, colors: dict[str, str], title: st
             "<extra></extra>",
         )
     )
+    heading = wrapped_title(title, TITLE_FONT_SIZE)
     fig.update_layout(
-        title=title,
+        title=heading,
         xaxis_title="source of the channels",
-        yaxis_title="mean activation (arbitrary units)",
+        yaxis_title="mean activation (a.u.)",
         height=340,
-        margin={"l": 10, "r": 10, "t": 50, "b": 40},
+        margin={"l": 10, "r": 10, "t": title_margin(heading), "b": 40},
         font=FONT,
     )
     return fig
@@ -165,8 +170,12 @@ def training_curves_figure(history: list[EpochResult]) -> go.Figure:
     fig.update_xaxes(title_text="epoch", dtick=1)
     fig.update_yaxes(title_text="cross-entropy (nats)", row=1, col=1)
     fig.update_yaxes(title_text="accuracy (%)", row=1, col=2)
-    fig.update_layout(title="Training on scikit-learn digits", height=380, font=FONT,
-                      margin={"l": 10, "r": 10, "t": 70, "b": 40})
+    heading = wrapped_title("Training on scikit-learn digits", TITLE_FONT_SIZE)
+    # The legend in rows under the plots: on the right it would leave a phone's plots a few pixels wide.
+    fig.update_layout(title=heading, height=480, font=FONT, margin={"l": 10, "r": 10, "t": title_margin(heading, 30),
+                                                                    "b": 150},
+                      legend={"orientation": "h", "xref": "container", "x": 0, "yref": "container", "y": 0,
+                              "yanchor": "bottom"})
     return fig
 
 
@@ -184,13 +193,14 @@ def accuracy_vs_params_figure(table: pd.DataFrame) -> go.Figure:
             hovertemplate="%{text}<br>%{x:,} parameters<br>test accuracy %{y:.1f} %<extra></extra>",
         )
     )
+    heading = wrapped_title("Held-out accuracy against parameters", TITLE_FONT_SIZE)
     fig.update_layout(
-        title="Held-out accuracy against parameters",
+        title=heading,
         xaxis={"title": "parameters (count)", "range": [0, 1.25 * float(table["parameters"].max())]},
         yaxis={"title": "test accuracy (%)", "range": [0, 105]},
         height=360,
         font=FONT,
-        margin={"l": 10, "r": 10, "t": 50, "b": 40},
+        margin={"l": 10, "r": 10, "t": title_margin(heading), "b": 40},
     )
     return fig
 
@@ -212,12 +222,14 @@ def reuse_heatmap_figure(reuse: ReuseMap) -> go.Figure:
             hovertemplate="%{y} reads %{x}<br>relative mean |w| %{z:.2f}<extra></extra>",
         )
     )
+    heading = wrapped_title(f"Feature reuse in dense block {reuse.block} (mean |weight| per source, each row "
+                            "scaled to max 1)", TITLE_FONT_SIZE)
     fig.update_layout(
-        title=f"Feature reuse in dense block {reuse.block} (mean |weight| per source, each row scaled to max 1)",
+        title=heading,
         xaxis_title="source s (whose channels are read)",
-        yaxis={"title": "target layer l (the reader)", "autorange": "reversed"},
+        yaxis={"title": "reader (layer l)", "autorange": "reversed"},
         height=max(320, 60 + 32 * len(reuse.targets)),
         font=FONT,
-        margin={"l": 10, "r": 10, "t": 60, "b": 40},
+        margin={"l": 10, "r": 10, "t": title_margin(heading), "b": 40},
     )
     return fig
