@@ -7,9 +7,10 @@ import json
 import streamlit as st
 import torch
 
+from densenet_viz.app import work
 from densenet_viz.app.ui import get_state, refuse_if_too_big, report_out_of_memory
 from densenet_viz.lab import features as fx
-from densenet_viz.lab import images, training, weights
+from densenet_viz.lab import images, tasks, training, weights
 from densenet_viz.models.config import config_from_dict
 from densenet_viz.viz import feature_charts as fc
 
@@ -58,6 +59,8 @@ def loaded_model(config, device):
     tag = (upload.file_id if upload is not None else str(hub), json.dumps(config.to_dict(), sort_keys=True), device)
     cached = st.session_state.get(LOADED_KEY)
     if cached is None or cached[0] != tag:
+        work.refuse_over_budget(work.build_cost(config), "Building the model these weights load into",
+                                work.FORWARD_ADVICE)
         with st.spinner("Loading weights (torch.load, weights_only=True)…"):
             try:
                 sd = (weights.load_state_dict_bytes(upload.getvalue(), upload.name) if upload is not None
@@ -146,12 +149,22 @@ path = st.selectbox("Layer", list(specs), key=LAYER_KEY, format_func=lambda p: f
 spec = specs[path]
 n_show = st.slider("Channels to draw", 1, 64, 16, key=CHANNELS_KEY)
 
+seconds = work.forward_cost(config, size, build=model is None)
+work.refuse_over_budget(seconds, f"One {size}×{size} image through this {config.depth}-layer model",
+                        work.FORWARD_ADVICE)
 try:
     with st.spinner("Running the model…"):
-        if model is None:
-            config_json = json.dumps(config.to_dict(), sort_keys=True)
-            digest = hashlib.sha256(x.numpy().tobytes()).hexdigest()
+        config_json = json.dumps(config.to_dict(), sort_keys=True)
+        digest = hashlib.sha256(x.numpy().tobytes()).hexdigest()
+        if model is None and seconds < work.INLINE_S:
             fmap, logits = random_features(config_json, device, path, digest, x)
+        elif model is None:  # a big model: built and run on the worker pool, shared by identical requests
+            found = work.run_job(("features", config_json, device, path, digest), tasks.random_feature_map,
+                                 (config, device, path, x), "Building the model and running the image",
+                                 deadline=work.deadline_s(seconds))
+            if found is None:
+                st.stop()
+            fmap, logits = found
         else:
             fmap, logits = fx.compute_feature_map(model, x, config, spec, with_logits=True)
 except torch.OutOfMemoryError as exc:  # a subclass of RuntimeError: free memory before saying so
