@@ -4,7 +4,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from densenet_viz.app import ui
+from densenet_viz.app import ui, work
+
+work.freeze_heap()  # once per process: keeps Streamlit's post-run garbage collection cheap (see work.freeze_heap)
 
 HERE = Path(__file__).parent
 

@@ -19,8 +19,8 @@ import multiprocessing as mp
 import os
 import sys
 import threading
-import types
 import time
+import types
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
