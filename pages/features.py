@@ -48,7 +48,8 @@ def digits(size: int, test_fraction: float, seed: int) -> training.DigitsData:
 def loaded_model(config, device):
     """The uploaded or hub-cache state dict in a model of this session's config (kept per session)."""
     left, right = st.columns(2)
-    upload = left.file_uploader("State dict (.pth / .pt, torchvision format)", type=["pth", "pt"], key=WFILE_KEY)
+    upload = left.file_uploader(f"State dict (.pth / .pt, torchvision format, up to {weights.MAX_WEIGHTS_MIB} MiB)",
+                                type=["pth", "pt"], key=WFILE_KEY, max_upload_size=weights.MAX_WEIGHTS_MIB)
     found = weights.hub_checkpoints()
     hub = right.selectbox("…or a file in the torch hub cache", [None, *found], key=HUB_KEY,
                           format_func=lambda p: "(none)" if p is None else p.name)
@@ -121,8 +122,9 @@ try:
                                   format_func=images.SAMPLE_IMAGES.get)
             decoded = sample_image(name)
         else:
-            upload = left.file_uploader(f"Image ({images.ALLOWED_TEXT}, up to {images.MAX_UPLOAD_BYTES // 2**20} MiB)",
-                                        type=list(images.UPLOAD_EXTENSIONS), key=UPLOAD_KEY)
+            upload = left.file_uploader(f"Image ({images.ALLOWED_TEXT}, up to {images.MAX_UPLOAD_MIB} MiB)",
+                                        type=list(images.UPLOAD_EXTENSIONS), key=UPLOAD_KEY,
+                                        max_upload_size=images.MAX_UPLOAD_MIB)
             if upload is None:
                 st.info("Upload an image to see its feature maps.")
                 st.stop()
