@@ -28,6 +28,7 @@ from typing import Any
 
 ENV_WORKERS = "DENSENET_VIZ_WORKERS"  # 0: run jobs in a thread of this process (no separate workers)
 MAX_PER_OWNER = 3
+WORKER_NICENESS = 10  # workers yield the CPU to the server process, which answers every session's sliders
 CANCEL_GRACE_S = 1.0  # after a cancel, how long a job may take to notice before its worker is killed
 KEEP_FINISHED = 32  # finished jobs kept for late readers; done ones answer identical requests at once
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
@@ -93,6 +94,8 @@ def _worker_main(conn: Any, cancel: Any, threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+    with contextlib.suppress(OSError, AttributeError):  # not every platform lets a process lower its priority
+        os.nice(WORKER_NICENESS)
     while True:
         try:
             task = conn.recv()
