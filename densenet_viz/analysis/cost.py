@@ -9,6 +9,7 @@ runs on by timing one small model, once per process.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -27,9 +28,12 @@ S_PER_UNIT = 2.8e-5
 BUILD_S_PER_PARAM = 1.7e-8  # large models: a 530 M-parameter DenseNet took 9.3 s
 BUILD_S_PER_UNIT = 4.5e-4
 TRAIN_STEP_FACTOR = 3.0  # forward + backward cost about 3x the forward alone
-# The timed reference: small enough for a blink at start-up, big enough that timer noise does not matter.
+# The timed references: small enough for a blink at start-up, big enough that timer noise does not matter;
+# one per stem (a CIFAR net of many small layers, an ImageNet net with its 7x7 stem), the scale their mean.
 REFERENCE = DenseNetConfig(growth_rate=12, block_config=(8, 8, 8), num_init_features=24, stem="cifar")
 REFERENCE_SIZE, REFERENCE_BATCH = 32, 8
+IMAGENET_REFERENCE = DenseNetConfig(growth_rate=32, block_config=(6, 12, 24, 16), num_init_features=64)
+IMAGENET_REFERENCE_SIZE = 96
 
 
 class OverBudget(ValueError):
@@ -92,8 +96,20 @@ def training_seconds(config: DenseNetConfig | ResNetConfig, input_size: int, bat
     return steps * step + build_seconds(config, calibration)
 
 
+def _least_forward(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> float:
+    """CPU seconds of this thread for the fastest of `repeats` no-grad forward passes, after a warm-up."""
+    times = []
+    with torch.no_grad():
+        model(x)  # warm-up: first calls allocate
+        for _ in range(repeats):
+            start = time.thread_time()
+            model(x)
+            times.append(time.thread_time() - start)
+    return min(times)
+
+
 def calibrate(repeats: int = 5) -> Calibration:
-    """Time the reference model's build and forward pass here (one thread) against the fitted weights.
+    """Time the reference models' build and forward passes here (one thread) against the fitted weights.
 
     CPU time of this thread (one torch thread computes in the caller), the least of `repeats` runs: the budget
     is about the CPU a view takes, not how long it waited for a core on a shared machine.
@@ -103,24 +119,20 @@ def calibrate(repeats: int = 5) -> Calibration:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        builds, forwards = [], []
-        x = torch.randn(REFERENCE_BATCH, REFERENCE.in_channels, REFERENCE_SIZE, REFERENCE_SIZE)
+        builds = []
         for _ in range(repeats):
             start = time.thread_time()
             model = build_model(REFERENCE).eval()
             builds.append(time.thread_time() - start)
-        with torch.no_grad():
-            model(x)  # warm-up: first calls allocate
-            for _ in range(repeats):
-                start = time.thread_time()
-                model(x)
-                forwards.append(time.thread_time() - start)
+        ratios = []
+        for config, size, batch in [(REFERENCE, REFERENCE_SIZE, REFERENCE_BATCH),
+                                    (IMAGENET_REFERENCE, IMAGENET_REFERENCE_SIZE, 1)]:
+            model = build_model(config).eval()
+            x = torch.randn(batch, config.in_channels, size, size)
+            ratios.append(_least_forward(model, x, repeats) / _raw_forward(config, size, batch))
     finally:
         torch.set_num_threads(threads)
-    return Calibration(
-        forward_scale=min(forwards) / _raw_forward(REFERENCE, REFERENCE_SIZE, REFERENCE_BATCH),
-        build_scale=min(builds) / _raw_build(REFERENCE),
-    )
+    return Calibration(forward_scale=math.sqrt(ratios[0] * ratios[1]), build_scale=min(builds) / _raw_build(REFERENCE))
 
 
 def format_duration(seconds: float) -> str:

@@ -10,6 +10,7 @@ cancelled in its worker.
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -54,10 +55,26 @@ def job_pool() -> jobs.JobPool:
     return jobs.JobPool()
 
 
-@st.cache_resource(show_spinner=False)
+CALIBRATION_DELAY_S = 5.0  # let the first page of a fresh server finish before timing the references
+_calibrated: list[cost.Calibration] = []
+_calibration_started = threading.Lock()
+
+
+def _calibrate_later() -> None:
+    _calibrated.append(cost.calibrate(repeats=3))
+
+
 def calibration() -> cost.Calibration:
-    """This server's speed against the cost model, measured once per process (a fraction of a second)."""
-    return cost.calibrate()
+    """This server's speed against the cost model. Measured once per process in the background (about 0.5 s of
+    CPU, a few seconds after the first heavy view asks); until then the fitted weights as they are, which on
+    the machines tried so far over-estimate by up to 1.8x (so a refusal errs on the safe side)."""
+    if _calibrated:
+        return _calibrated[0]
+    if _calibration_started.acquire(blocking=False):  # the first caller starts it; the lock is never released
+        timer = threading.Timer(CALIBRATION_DELAY_S, _calibrate_later)
+        timer.daemon = True
+        timer.start()
+    return cost.Calibration()
 
 
 def budget_s() -> float:

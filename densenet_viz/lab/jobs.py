@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import pickle
 import sys
 import threading
 import time
@@ -31,6 +32,7 @@ MAX_PER_OWNER = 3
 WORKER_NICENESS = 10  # workers yield the CPU to the server process, which answers every session's sliders
 CANCEL_GRACE_S = 1.0  # after a cancel, how long a job may take to notice before its worker is killed
 KEEP_FINISHED = 32  # finished jobs kept for late readers; done ones answer identical requests at once
+KEEP_FINISHED_BYTES = 512 * 2**20  # and no more than this much of their results (feature maps can be big)
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 
 
@@ -132,6 +134,7 @@ class _Job:
     error: BaseException | None = None
     unwanted: bool = False  # nobody waits any more: cancel it
     started: float = 0.0  # time.monotonic() when a worker took it
+    nbytes: int = 0  # size of the result as it came from the worker (0 when run in a thread)
 
 
 class _Worker:
@@ -313,7 +316,8 @@ class JobPool:
             del self._active[job.key]
         self._finished[job.key] = job
         self._finished.move_to_end(job.key)
-        while len(self._finished) > KEEP_FINISHED:
+        while len(self._finished) > KEEP_FINISHED or (
+                len(self._finished) > 1 and sum(j.nbytes for j in self._finished.values()) > KEEP_FINISHED_BYTES):
             self._finished.popitem(last=False)
         self._lock.notify_all()
 
@@ -371,7 +375,10 @@ class JobPool:
             worker.conn.send((job.fn, job.args, job.kwargs))
             while job.state == RUNNING:
                 if worker.conn.poll(0.05):
-                    self._on_message(job, worker.conn.recv())
+                    data = worker.conn.recv_bytes()
+                    message = pickle.loads(data)
+                    job.nbytes = len(data)
+                    self._on_message(job, message)
                     continue
                 if cancelled_at is None and (job.unwanted or self._overdue(job)):
                     worker.cancel.set()
