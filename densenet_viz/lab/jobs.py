@@ -182,15 +182,13 @@ class _Worker:
 class JobPool:
     """A bounded pool of workers running keyed jobs, shared by every session of a server process."""
 
-    def __init__(self, workers: int | None = None, threads: int = 1, max_per_owner: int = MAX_PER_OWNER,
-                 start_method: str = "spawn") -> None:
+    def __init__(self, workers: int | None = None, threads: int = 1, max_per_owner: int = MAX_PER_OWNER) -> None:
         workers = default_workers() if workers is None else workers
         if workers < 0 or threads < 1 or max_per_owner < 1:
-            raise ValueError(f"workers must be >= 0, threads and max_per_owner >= 1; got {workers}, {threads}, "
-                             f"{max_per_owner}")
+            raise ValueError(f"need workers >= 0, threads, max_per_owner >= 1; got {workers, threads, max_per_owner}")
         self.processes = workers > 0
         self.max_per_owner = max_per_owner
-        context = mp.get_context(start_method)
+        context = mp.get_context("spawn")  # forking a process with threads and torch's state is not safe
         self._workers = [_Worker(context, threads, self.processes) for _ in range(max(1, workers))]
         self._lock = threading.Condition()
         self._queue: list[_Job] = []
@@ -267,7 +265,9 @@ class JobPool:
                 self._finish(job, CANCELLED, "cancelled: nobody waits for it")
             else:
                 job.unwanted = True
-                self._workers_of(job)
+                for worker in self._workers:  # tell its worker now, not at the dispatcher's next look
+                    if worker.job is job:
+                        worker.cancel.set()
 
     def release_owner(self, owner: Hashable) -> None:
         """Release every job `owner` waits for (a session that left)."""
@@ -295,11 +295,6 @@ class JobPool:
             worker.kill()
 
     # ---- inside ------------------------------------------------------------------------------------
-
-    def _workers_of(self, job: _Job) -> None:
-        for worker in self._workers:
-            if worker.job is job:
-                worker.cancel.set()
 
     def _status(self, job: _Job) -> JobStatus:
         position = self._queue.index(job) + 1 if job.state == QUEUED else 0
