@@ -4,7 +4,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from densenet_viz.app import ui
+from densenet_viz.app import ui, work
+
+work.freeze_heap()  # once per process: keeps Streamlit's post-run garbage collection cheap (see work.freeze_heap)
+work.job_pool()  # the heavy-job workers start with the server (importing torch takes them a few seconds)
 
 HERE = Path(__file__).parent
 

@@ -23,7 +23,7 @@ except ValueError as exc:
     ui.stop_with_error(str(exc))
 built = ui.built_model(state)  # refuses (st.error) a model too big for the device, before building it
 st.success(
-    f"Built `{type(built.model).__name__}` with {format_count(report.params)} parameters on **{built.device}** "
+    f"Built `{built.class_name}` with {format_count(report.params)} parameters on **{built.device}** "
     f"in {built.seconds:.2f} s when first built. The model stays cached for an hour, so coming back to this page "
     "with the same settings shows it without building it again."
 )

@@ -1,13 +1,15 @@
 """Feature maps: what every unit of the real DenseNet computes from an image, channel by channel."""
 
+import hashlib
 import inspect
 import json
 
 import streamlit as st
 import torch
 
-from densenet_viz.app import keys
+from densenet_viz.app import keys, work
 from densenet_viz.app.ui import (
+    config_key,
     digits,
     get_state,
     lesson_controls,
@@ -16,7 +18,7 @@ from densenet_viz.app.ui import (
     report_out_of_memory,
 )
 from densenet_viz.lab import features as fx
-from densenet_viz.lab import images, training, weights
+from densenet_viz.lab import images, tasks, training, weights
 from densenet_viz.viz import feature_charts as fc
 
 WEIGHTS_KEY, SOURCE_KEY, SAMPLE_KEY, UPLOAD_KEY = keys.FM_WEIGHTS, keys.FM_SOURCE, keys.FM_SAMPLE, keys.FM_UPLOAD
@@ -34,7 +36,8 @@ def sample_image(name: str) -> images.DecodedImage:
 def loaded_model(config, device):
     """The uploaded or hub-cache state dict in a model of this session's config (kept per session)."""
     left, right = st.columns(2)
-    upload = left.file_uploader("State dict (.pth / .pt, torchvision format)", type=["pth", "pt"], key=WFILE_KEY)
+    upload = left.file_uploader(f"State dict (.pth / .pt, torchvision format, up to {weights.MAX_WEIGHTS_MIB} MiB)",
+                                type=["pth", "pt"], key=WFILE_KEY, max_upload_size=weights.MAX_WEIGHTS_MIB)
     found = weights.hub_checkpoints()
     hub = right.selectbox("…or a file in the torch hub cache", [None, *found], key=HUB_KEY,
                           format_func=lambda p: "(none)" if p is None else p.name)
@@ -45,6 +48,8 @@ def loaded_model(config, device):
     tag = (upload.file_id if upload is not None else str(hub), json.dumps(config.to_dict(), sort_keys=True), device)
     cached = st.session_state.get(LOADED_KEY)
     if cached is None or cached[0] != tag:
+        work.refuse_over_budget(work.build_cost(config), "Building the model these weights load into",
+                                work.FORWARD_ADVICE)
         with st.spinner("Loading weights (torch.load, weights_only=True)…"):
             try:
                 sd = (weights.load_state_dict_bytes(upload.getvalue(), upload.name) if upload is not None
@@ -106,8 +111,9 @@ try:
                                   format_func=images.SAMPLE_IMAGES.get)
             decoded = sample_image(name)
         else:
-            upload = left.file_uploader(f"Image ({images.ALLOWED_TEXT}, up to {images.MAX_UPLOAD_BYTES // 2**20} MiB)",
-                                        type=list(images.UPLOAD_EXTENSIONS), key=UPLOAD_KEY)
+            upload = left.file_uploader(f"Image ({images.ALLOWED_TEXT}, up to {images.MAX_UPLOAD_MIB} MiB)",
+                                        type=list(images.UPLOAD_EXTENSIONS), key=UPLOAD_KEY,
+                                        max_upload_size=images.MAX_UPLOAD_MIB)
             if upload is None:
                 st.info("Upload an image to see its feature maps.")
                 st.stop()
@@ -134,10 +140,21 @@ path = st.selectbox("Layer", list(specs), key=LAYER_KEY, format_func=lambda p: f
 spec = specs[path]
 n_show = st.slider("Channels to draw", 1, 64, 16, key=CHANNELS_KEY)
 
+seconds = work.forward_cost(config, size, build=model is None)
+work.refuse_over_budget(seconds, f"One {size}×{size} image through this {config.depth}-layer model",
+                        work.FORWARD_ADVICE)
 try:
     with st.spinner("Running the model…"):
-        if model is None:
+        if model is None and seconds < work.INLINE_S:
             fmap, logits = random_features(config, device, path, x)
+        elif model is None:  # a big model: built and run on the worker pool, shared by identical requests
+            digest = hashlib.sha256(x.numpy().tobytes()).hexdigest()
+            found = work.run_job(("features", config_key(config), device, path, digest), tasks.random_feature_map,
+                                 (config, device, path, x), "Building the model and running the image",
+                                 deadline=work.deadline_s(seconds))
+            if found is None:
+                st.stop()
+            fmap, logits = found
         else:
             fmap, logits = fx.compute_feature_map(model, x, config, spec, with_logits=True)
 except torch.OutOfMemoryError as exc:  # a subclass of RuntimeError: free memory before saying so

@@ -5,10 +5,10 @@ import inspect
 import pandas as pd
 import streamlit as st
 
-from densenet_viz.app import keys
+from densenet_viz.app import keys, work
 from densenet_viz.app.ui import digits, get_state, lesson_controls
 from densenet_viz.lab import features as fx
-from densenet_viz.lab import training
+from densenet_viz.lab import tasks, training
 from densenet_viz.viz import feature_charts as fc
 
 EPOCHS_KEY, START_KEY, STOP_KEY = keys.TRAIN_EPOCHS, keys.TRAIN_START, keys.TRAIN_STOP
@@ -23,35 +23,39 @@ st.markdown(
     f"A small **DenseNet-BC** (k = {config.growth_rate}, blocks {config.block_config}, bottleneck "
     f"{config.bn_size}k, θ = {config.compression}) and the CIFAR ResNet closest to it in parameters learn "
     "scikit-learn's bundled 8×8 handwritten digits, upsampled to 16×16: 1437 training and 360 held-out "
-    "images, a fixed split and a fixed seed, so every run gives the same curves. Training runs on the CPU, "
-    "in this session only."
+    "images, a fixed split and a fixed seed, so every run gives the same curves. Training runs on the server's "
+    "CPU workers; the results stay in this session."
 )
 lesson_controls()
 left, mid, right = st.columns([3, 1, 1])
 epochs = left.slider("Epochs", 1, training.MAX_EPOCHS, 3, key=EPOCHS_KEY,
                      help="Each epoch trains both models once over the training digits (a few seconds each).")
 start = mid.button("Train", key=START_KEY, type="primary")
-# A click on Stop while training runs makes Streamlit stop this script at its next progress update (after
-# the current epoch) and rerun it; the epochs finished so far are already in session state, so the rerun
-# shows them. The slider bounds a run to MAX_EPOCHS anyway.
-right.button("Stop", key=STOP_KEY, help="Stop after the current epoch and keep what is trained.")
+# A click on Stop while training runs makes Streamlit stop this script at its next progress update and
+# rerun it; leaving the wait releases the job (its worker stops it unless another session waits for it too),
+# and the epochs finished so far are already in session state, so the rerun shows them.
+right.button("Stop", key=STOP_KEY, help="Stop training and keep the epochs finished so far.")
 
 settings = training.TrainSettings(epochs=epochs)
 data = digits(settings.image_size, settings.test_fraction, settings.seed)
 if start:
-    run, models = training.new_run(settings)
+    # Training runs on the server's worker pool: everyone who presses Train with the same settings (and seed)
+    # shares one run and sees its progress; each finished epoch arrives here as it is done.
+    run = training.empty_run(settings)
     st.session_state[keys.TRAINED_RUN] = run
-    total = settings.epochs * len(models)
-    progress = st.progress(0.0, text="Starting…")
     live = st.empty()
-    for i, result in enumerate(training.train_models(models, data, settings), start=1):
+
+    def show_epoch(partial) -> None:
+        result, weights = partial
         run.history.append(result)
-        run.states[result.model] = training.snapshot(models[result.model])
-        progress.progress(i / total, text=f"{result.model}: epoch {result.epoch}/{settings.epochs}, test accuracy "
-                                          f"{result.test_acc:.1%} ({result.seconds:.1f} s)")
-        live.plotly_chart(fc.training_curves_figure(run.history), key=f"train_live_{i}")
+        run.states[result.model] = weights
+        live.plotly_chart(fc.training_curves_figure(run.history), key=f"train_live_{len(run.history)}")
+
+    finished = work.run_job(("train", settings), tasks.train_digits, (settings,), "Training",
+                            deadline=training.EPOCH_DEADLINE_S * settings.epochs, on_partial=show_epoch)
+    if finished is not None:
+        st.session_state[keys.TRAINED_RUN] = finished
     live.empty()
-    progress.empty()
 
 run = st.session_state.get(keys.TRAINED_RUN)
 if run is None or not run.history:

@@ -141,6 +141,22 @@ def test_a_bad_upload_shows_an_error_and_the_page_lives_on():
     healthy(at)
 
 
+def test_each_uploader_has_its_own_limit_and_an_oversized_file_is_refused_with_a_message():
+    at = page("features.py", small_state()).run()
+    at.radio(key="fm_image_source").set_value("Upload").run()
+    (uploader,) = at.get("file_uploader")
+    assert uploader.proto.max_upload_size_mb == 20  # the browser refuses a bigger image before sending it
+    too_big = b"\x89PNG" + b"\0" * (20 * 2**20)  # one byte past 20 MiB, should it reach the server anyway
+    at.file_uploader(key="fm_upload").set_value(("huge.png", too_big, "image/png")).run()
+    assert not at.exception and "huge.png is 20.0 MiB; the limit is 20 MiB" in at.error[0].value
+    at.radio(key="fm_weights").set_value("Loaded state dict").run()
+    weights_uploader = [u for u in at.get("file_uploader") if u.proto.id.endswith("fm_weights_file")]
+    # DenseNet-264's float32 state dict (33,337,704 parameters, 129 MiB saved) fits; the server allows no more.
+    assert weights_uploader[0].proto.max_upload_size_mb == 160 >= 33_337_704 * 4 / 2**20
+    config = (Path(__file__).parents[1] / ".streamlit" / "config.toml").read_text()
+    assert "\nmaxUploadSize = 160\n" in config
+
+
 def test_trained_weights_mode_shows_digits_and_predictions():
     at = page("features.py", small_state()).run()
     at.radio(key="fm_weights").set_value("Trained in this app (digits)").run()

@@ -21,6 +21,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from densenet_viz import DenseNetConfig, count_params
+from densenet_viz.app import work
 from densenet_viz.app.settings import (
     BY_KEY,
     CONTROLS,
@@ -462,10 +463,15 @@ def test_an_out_of_memory_while_measuring_the_trade_is_caught_and_explained(monk
     import densenet_viz.analysis.trade as perf
 
     monkeypatch.setattr(perf, "measure_trade", _oom)
+    # The measurement runs on the worker pool: with no worker processes it runs in a thread of this process,
+    # where the patch above applies (the worker's exception reaches the page the same way).
+    monkeypatch.setenv("DENSENET_VIZ_WORKERS", "0")
+    work.job_pool.clear()
     from apptest_helpers import open_page  # its AppTest patch keeps a button's click across the page switch
 
     at = open_page("memory", {"preset": "densenet_bc_100_12", "blocks": "2-2-2"})
     at.button(key="memory_measure_trade").click().run()
+    work.job_pool.clear()  # back to worker processes for the tests after this one
     _assert_oom_explained(at, emptied)
     said = " ".join(e.value for e in at.error)
     assert "Out of memory" in said and "20.00 GiB" in said, said

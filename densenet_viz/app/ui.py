@@ -34,7 +34,7 @@ from ..models.config import PRESET_TITLES, PRESETS, DenseNetConfig, ResNetConfig
 from ..models.devices import available_devices
 from ..units import format_bytes, format_ratio, format_value
 from ..viz import series
-from . import keys
+from . import keys, work
 from . import settings as us
 
 IMPL_TITLES = {
@@ -171,39 +171,43 @@ def trade_display(measured: pd.DataFrame) -> pd.DataFrame:
 
 
 def measured_trade(state: AppState, run: bool) -> pd.DataFrame | None:
-    """The measured plain-vs-efficient trade for this state: run it now (with st.progress) if asked.
+    """The measured plain-vs-efficient trade for this state: measured on the worker pool if asked.
 
     Kept in session state per config, input, batch and device, so it survives reruns but is measured
-    only on request (it trains real models).
+    only on request (it trains real models), and refused up front when over the compute budget.
     """
     key = (config_key(state.config), state.input_size, state.batch_size, state.device)
     results = dict(st.session_state.get(keys.MEASURED_TRADE, {}))
     if run:
-        from ..analysis.trade import measure_trade
+        from ..analysis.cost import trade_seconds
+        from ..lab import tasks
 
-        bar = st.progress(0.0, text="starting")
+        seconds = trade_seconds(state.config, state.input_size, state.batch_size, work.calibration())
+        work.refuse_over_budget(seconds, f"Measuring the trade for {state.title} at batch {state.batch_size}",
+                                "Choose a smaller batch size or input size, or fewer layers.")
         try:
-            results[key] = measure_trade(
-                state.config, state.input_size, state.batch_size, device=state.device,
-                progress=lambda fraction, text: bar.progress(fraction, text=text),
-            )
+            measured = work.run_job(("trade", *key), tasks.measure_trade,
+                                    (state.config, state.input_size, state.batch_size, state.device),
+                                    "Measuring the trade", deadline=work.deadline_s(seconds))
+            if measured is not None:
+                results = {key: measured}  # one measurement per session: the latest
         except torch.OutOfMemoryError as exc:
             report_out_of_memory(exc, f"measuring {state.title} on {state.device}")
         except (ValueError, MemoryError) as exc:
             st.error(f"Not measured: {exc}")
-        finally:
-            bar.empty()
         st.session_state[keys.MEASURED_TRADE] = results
     return results.get(key)
 
 
 @dataclass(frozen=True)
 class BuiltModel:
-    """A model shared by every session (never mutate it), with how long its build took."""
+    """A model shared by every session (never mutate it; None when a worker built it), with how long its
+    build took."""
 
-    model: nn.Module
+    model: nn.Module | None
     seconds: float
     device: str
+    class_name: str
 
 
 @st.cache_resource(max_entries=2, ttl=3600, show_spinner=False)
@@ -213,7 +217,7 @@ def _build(config_json: str, device: str, dtype_name: str) -> BuiltModel:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    return BuiltModel(model, seconds, str(next(model.parameters()).device))
+    return BuiltModel(model, seconds, str(next(model.parameters()).device), type(model).__name__)
 
 
 def refuse_if_too_big(state: AppState, batch_size: int | None = None, dtype_name: str | None = None) -> None:
@@ -230,10 +234,24 @@ def refuse_if_too_big(state: AppState, batch_size: int | None = None, dtype_name
 
 
 def built_model(state: AppState) -> BuiltModel:
-    """The real model on the chosen device (cached); refused with st.error if it cannot fit there."""
+    """The real model on the chosen device: refused with st.error if it cannot fit there or its build is over the
+    compute budget; built here (cached) when quick, else timed on the worker pool (the page shows the timing)."""
+    from ..analysis.cost import build_seconds
+    from ..lab import tasks
+
     refuse_if_too_big(state)
+    seconds = build_seconds(state.config, work.calibration())
+    work.refuse_over_budget(seconds, f"Building {state.title} ({state.config.depth} layers)",
+                            "Choose fewer layers per block, a smaller growth rate or fewer initial features.")
     try:
-        return _build(config_key(state.config), state.device, state.dtype_name)
+        if seconds < work.INLINE_S:
+            return _build(config_key(state.config), state.device, state.dtype_name)
+        timed = work.run_job(("build", config_key(state.config), state.device, state.dtype_name), tasks.build_seconds,
+                             (state.config, state.device, state.dtype), "Building the model",
+                             deadline=work.deadline_s(seconds))
+        if timed is None:
+            st.stop()
+        return BuiltModel(None, *timed, class_name=type(state.config).__name__.removesuffix("Config"))
     except torch.OutOfMemoryError as exc:  # the estimate fitted, but the device's memory ran out anyway
         report_out_of_memory(exc, f"building {state.title} on {state.device}")
         st.stop()

@@ -20,7 +20,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP")
 ALLOWED_TEXT = "PNG, JPEG, WebP or BMP"
 UPLOAD_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "bmp")
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # 20 MiB
+MAX_UPLOAD_MIB = 20  # also the uploader's limit (Streamlit counts upload sizes in MiB)
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MIB * 1024 * 1024
 MAX_PIXELS = 40_000_000  # about 6300 x 6300; a 40 MP photo decodes to 120 MB of RGB
 
 # torchvision's ImageNet statistics (the numbers every pretrained DenseNet was trained with).

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,6 +37,8 @@ DIGITS_CONFIG = DenseNetConfig(
 )
 DIGIT_LABELS = [str(d) for d in range(10)]
 MAX_EPOCHS = 20
+# A worker stops a training run that takes longer than this per epoch (both models; ~5 s alone on one core).
+EPOCH_DEADLINE_S = 60
 
 
 @dataclass(frozen=True)
@@ -140,14 +142,18 @@ def seeded_model(config: DenseNetConfig | ResNetConfig, seed: int) -> nn.Module:
         return build_model(config, device="cpu")
 
 
-def new_run(settings: TrainSettings, config: DenseNetConfig = DIGITS_CONFIG) -> tuple[TrainedRun, dict[str, nn.Module]]:
-    """An empty TrainedRun for the DenseNet and its matched ResNet, and the freshly initialised models."""
+def empty_run(settings: TrainSettings, config: DenseNetConfig = DIGITS_CONFIG) -> TrainedRun:
+    """An empty TrainedRun for the DenseNet and its matched ResNet (no model is built)."""
     base_name, baseline = digits_baseline(config)
     base_title = PRESET_TITLES[base_name].removesuffix(" (CIFAR)")  # "ResNet-20" in legends and tables
     configs: dict[str, DenseNetConfig | ResNetConfig] = {"DenseNet-BC": config, base_title: baseline}
-    models = {name: seeded_model(cfg, settings.seed) for name, cfg in configs.items()}
-    run = TrainedRun(configs=configs, settings=settings, params={n: count_params(c) for n, c in configs.items()})
-    return run, models
+    return TrainedRun(configs=configs, settings=settings, params={n: count_params(c) for n, c in configs.items()})
+
+
+def new_run(settings: TrainSettings, config: DenseNetConfig = DIGITS_CONFIG) -> tuple[TrainedRun, dict[str, nn.Module]]:
+    """An empty TrainedRun for the DenseNet and its matched ResNet, and the freshly initialised models."""
+    run = empty_run(settings, config)
+    return run, {name: seeded_model(cfg, settings.seed) for name, cfg in run.configs.items()}
 
 
 def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 512) -> float:
@@ -160,10 +166,12 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 512) -> f
     return correct / max(1, len(y))
 
 
-def train_models(models: dict[str, nn.Module], data: DigitsData, settings: TrainSettings) -> Iterator[EpochResult]:
+def train_models(models: dict[str, nn.Module], data: DigitsData, settings: TrainSettings,
+                 on_batch: Callable[[], None] | None = None) -> Iterator[EpochResult]:
     """Train each model one epoch at a time (same batches for all), yielding after each model's epoch.
 
-    The caller may stop iterating at any time; every model is left in eval mode after its epoch.
+    The caller may stop iterating at any time; every model is left in eval mode after its epoch. on_batch,
+    if given, is called before every batch (a worker's cancel check: it may raise to stop at once).
     """
     optimizers = {
         name: torch.optim.Adam(m.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
@@ -179,6 +187,8 @@ def train_models(models: dict[str, nn.Module], data: DigitsData, settings: Train
                 model.train()
                 total_loss, correct = 0.0, 0
                 for i in range(0, n, settings.batch_size):
+                    if on_batch is not None:
+                        on_batch()
                     idx = perm[i : i + settings.batch_size]
                     if len(idx) < 2:  # batch norm needs two samples to estimate a variance
                         continue

@@ -21,7 +21,9 @@ from torch import Tensor, nn
 from ..models.build import build_model
 from ..models.config import PRESETS, DenseNetConfig, ResNetConfig
 
-MAX_WEIGHTS_BYTES = 1024 * 1024 * 1024  # 1 GiB: DenseNet-161's ImageNet file is 110 MiB
+# The largest preset's float32 state dict fits: DenseNet-264's file is 129 MiB (DenseNet-161's ImageNet file 110 MiB).
+MAX_WEIGHTS_MIB = 160  # also the uploader's limit (Streamlit counts upload sizes in MiB)
+MAX_WEIGHTS_BYTES = MAX_WEIGHTS_MIB * 1024 * 1024
 # torchvision's DenseNet files predate its current module names: 'denselayer1.norm.1.weight' is now
 # 'denselayer1.norm1.weight' (torchvision's _load_state_dict regular expression, plus num_batches_tracked,
 # which those old files do not have but a re-saved legacy file might).

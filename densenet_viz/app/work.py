@@ -1,0 +1,162 @@
+"""Heavy work as the pages see it: one worker pool per server process, the compute budget, and a wait that
+shows every waiting session its place in the queue and the job's progress.
+
+A page asks `run_job(key, fn, args)`: identical keys (same config, settings and seed) share one job. The
+wait ends with the result, or with a message on the page (refused, failed, cancelled); a rerun, a Stop
+press or the session closing interrupts the wait and releases the job, and a job nobody waits for is
+cancelled in its worker.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+from ..analysis import cost
+from ..lab import jobs
+
+POLL_S = 0.25  # how often a waiting page redraws its progress (and notices a Stop or a rerun)
+INLINE_S = 0.3  # work estimated under this runs in the page's thread: the pool's round trip would cost more
+START_ALLOWANCE_S = 10.0  # a replaced worker imports torch again before its job starts
+
+
+_frozen = False
+
+
+def freeze_heap() -> None:
+    """Once per process, after the heavy imports: move every object alive now out of the cyclic collector's way.
+
+    Streamlit's `runner.postScriptGC` runs gc.collect(2) after every rerun; over the objects of torch, pandas
+    and plotly that took ~0.15 s per rerun here, most of the server's CPU under a class's load. Frozen
+    objects are never traversed again (they are freed as usual when their count drops), so the collection
+    only walks what the sessions made.
+    """
+    global _frozen
+    if _frozen:
+        return
+    import graphviz  # noqa: F401 - imported for its objects' sake: the pages need them, freeze them now
+    import plotly.graph_objects  # noqa: F401
+
+    from ..viz import charts, feature_charts, graphs, series  # noqa: F401
+
+    gc.collect()
+    gc.freeze()
+    _frozen = True
+
+
+@st.cache_resource(show_spinner=False, on_release=lambda pool: pool.shutdown())
+def job_pool() -> jobs.JobPool:
+    """The server's one pool (DENSENET_VIZ_WORKERS workers, default: all cores but one)."""
+    return jobs.JobPool()
+
+
+CALIBRATION_DELAY_S = 5.0  # let the first page of a fresh server finish before timing the references
+_calibrated: list[cost.Calibration] = []
+_calibration_started = threading.Lock()
+
+
+def _calibrate_later() -> None:
+    _calibrated.append(cost.calibrate(repeats=3))
+
+
+def calibration() -> cost.Calibration:
+    """This server's speed against the cost model. Measured once per process in the background (about 0.5 s of
+    CPU, a few seconds after the first heavy view asks); until then the fitted weights as they are, which on
+    the machines tried so far over-estimate by up to 1.8x (so a refusal errs on the safe side)."""
+    if _calibrated:
+        return _calibrated[0]
+    if _calibration_started.acquire(blocking=False):  # the first caller starts it; the lock is never released
+        timer = threading.Timer(CALIBRATION_DELAY_S, _calibrate_later)
+        timer.daemon = True
+        timer.start()
+    return cost.Calibration()
+
+
+def budget_s() -> float:
+    """The compute budget per heavy view (DENSENET_VIZ_BUDGET_S); a bad setting falls back to the default."""
+    try:
+        return cost.budget_seconds()
+    except ValueError as exc:
+        st.warning(f"{exc}; using the default budget of {cost.DEFAULT_BUDGET_S:g} s.")
+        return cost.DEFAULT_BUDGET_S
+
+
+def deadline_s(estimate_s: float) -> float:
+    """How long a job estimated at estimate_s may run before its worker is stopped (the estimate may be 2x off)."""
+    return 2 * max(estimate_s, budget_s()) + START_ALLOWANCE_S
+
+
+def refuse_over_budget(seconds: float, what: str, advice: str) -> None:
+    """Stop the page with st.error, before anything runs, when `seconds` is over the compute budget."""
+    try:
+        cost.check_budget(seconds, what, advice, budget_s())
+    except cost.OverBudget as exc:
+        st.error(f"Not computed: {exc}")
+        st.stop()
+
+
+def _owner() -> Hashable:
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else "no-session"
+
+
+def _label(status: jobs.JobStatus, what: str, workers: int) -> str:
+    shared = f" · shared by {status.waiting} sessions" if status.waiting > 1 else ""
+    if status.state == jobs.QUEUED:
+        ahead = status.position - 1
+        return (f"{what}: queued, {ahead} job(s) ahead of it on {workers} worker(s); it starts when one is free"
+                f"{shared}")
+    return f"{what}: {status.text}{shared}"
+
+
+def run_job(key: Hashable, fn: Callable, args: tuple, what: str, deadline: float | None = None,
+            on_partial: Callable[[Any], None] | None = None) -> Any | None:
+    """Run (or join) the pool job `key` and wait for it, showing its queue place and progress; its result,
+    or None after saying on the page why there is none. on_partial gets each partial result in order."""
+    pool, owner = job_pool(), _owner()
+    try:
+        status = pool.submit(key, fn, args, owner=owner, deadline_s=deadline)
+    except jobs.QueueFull as exc:
+        st.warning(f"Not started: {exc}.")
+        return None
+    bar = st.progress(0.0, text=_label(status, what, pool.size))
+    seen = 0
+    try:
+        while True:
+            if on_partial is not None:
+                for partial in status.partials[seen:]:
+                    on_partial(partial)
+                seen = max(seen, len(status.partials))
+            if status.finished:
+                break
+            bar.progress(status.fraction, text=_label(status, what, pool.size))  # also where a Stop lands
+            status = pool.wait(key, POLL_S) or status
+    finally:
+        pool.release(key, owner)  # a rerun, Stop or a closed session ends up here too
+        bar.empty()
+    if status.state == jobs.DONE:
+        return status.result
+    if status.state == jobs.FAILED:
+        raise status.error if status.error is not None else RuntimeError(status.text)
+    st.warning(f"{what} was {status.text}.")
+    return None
+
+
+def forward_cost(config: Any, input_size: int, build: bool) -> float:
+    """Estimated seconds of one image through the model (float32, batch 1), plus its build if `build`."""
+    calib = calibration()
+    seconds = cost.forward_seconds(config, input_size, 1, calibration=calib)
+    return seconds + (cost.build_seconds(config, calib) if build else 0.0)
+
+
+def build_cost(config: Any) -> float:
+    """Estimated seconds to build the model (its weight initialisers)."""
+    return cost.build_seconds(config, calibration())
+
+
+FORWARD_ADVICE = "Choose a smaller input size, fewer layers per block or a smaller growth rate."

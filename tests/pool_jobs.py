@@ -1,0 +1,26 @@
+"""Job functions for the worker-pool tests (importable, so a spawned worker can unpickle them)."""
+
+import time
+
+
+def square(x: int, *, progress) -> int:
+    """x squared, after reporting one partial result."""
+    progress(0.5, "half way", partial=x)
+    return x * x
+
+
+def spin(seconds: float, checking: bool, *, progress) -> float:
+    """Burn CPU for `seconds`, checking for a cancel on every loop only if `checking`."""
+    end = time.monotonic() + seconds
+    n = 0.0
+    while time.monotonic() < end:
+        if checking:
+            progress.check()
+        for i in range(10_000):
+            n += i * 0.5
+    return n
+
+
+def fail(*, progress) -> None:
+    """Raise a ValueError with a known message."""
+    raise ValueError("no good")

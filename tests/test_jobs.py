@@ -1,0 +1,132 @@
+"""The worker pool: identical jobs shared, queue places, the per-owner limit, failures passed on, and a
+cancelled or overdue job that stops using CPU (read from /proc) within a second or two."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pool_jobs as pj
+import pytest
+
+from densenet_viz.lab import jobs
+
+TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process from /proc (None once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime (fields 14 and 15 of stat)
+
+
+def wait_done(pool: jobs.JobPool, key, timeout: float = 120) -> jobs.JobStatus:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        status = pool.wait(key, 0.2)
+        if status is not None and status.finished:
+            return status
+    pytest.fail(f"job {key!r} did not finish in {timeout} s")
+
+
+def wait_running(pool: jobs.JobPool, key, timeout: float = 120) -> None:
+    end = time.monotonic() + timeout
+    while pool.status(key).state != jobs.RUNNING:
+        assert time.monotonic() < end, f"job {key!r} never started"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    p = jobs.JobPool(workers=1, max_per_owner=2)
+    yield p
+    p.shutdown()
+
+
+def test_identical_requests_share_one_job_and_its_result(pool):
+    first = pool.submit("sq", pj.square, (12,), owner="a")
+    second = pool.submit("sq", pj.square, (12,), owner="b")
+    assert second.waiting == 2 or second.finished
+    done = wait_done(pool, "sq")
+    assert done.state == jobs.DONE and done.result == 144
+    assert first.state in (jobs.QUEUED, jobs.RUNNING)
+    again = pool.submit("sq", pj.square, (999,), owner="c")  # same key: the stored result, not a new run
+    assert again.state == jobs.DONE and again.result == 144
+
+
+def test_queue_places_the_per_owner_limit_and_a_cancel_that_stops_the_cpu(pool):
+    pool.submit("busy", pj.spin, (60, True), owner="a")
+    wait_running(pool, "busy")
+    queued = pool.submit("next", pj.square, (3,), owner="b")
+    assert queued.state == jobs.QUEUED and queued.position == 1
+    assert pool.submit("later", pj.square, (4,), owner="c").position == 2
+    pool.submit("more", pj.square, (5,), owner="a")
+    with pytest.raises(jobs.QueueFull, match="at most 2 per session"):
+        pool.submit("too many", pj.square, (6,), owner="a")
+    pool.release("later", "c")  # nobody else wants it: dropped from the queue
+    assert pool.status("later").state == jobs.CANCELLED and pool.status("next").position == 1
+
+    (pid,) = pool.worker_pids()
+    time.sleep(1.0)
+    before = cpu_seconds(pid)
+    time.sleep(2.0)
+    assert cpu_seconds(pid) - before > 0.1  # it spins (on a shared machine, a share of a core)
+    pool.release("busy", "a")
+    assert wait_done(pool, "busy", 5).state == jobs.CANCELLED
+    time.sleep(1.0)
+    assert wait_done(pool, "next").result == 9  # the worker moved on to the next job
+    assert wait_done(pool, "more").result == 25
+    pool.release("more", "a")
+    idle = cpu_seconds(pid)
+    time.sleep(2.0)
+    assert pool.worker_pids() == [pid] and cpu_seconds(pid) - idle < 0.05  # the same worker, idle
+
+
+def test_a_job_that_ignores_its_cancel_loses_its_worker_and_the_pool_goes_on(pool):
+    pool.submit("deaf", pj.spin, (120, False), owner="a")
+    wait_running(pool, "deaf")
+    (pid,) = pool.worker_pids()
+    released = time.monotonic()
+    pool.release("deaf", "a")
+    status = wait_done(pool, "deaf", 10)
+    assert status.state == jobs.CANCELLED and time.monotonic() - released < jobs.CANCEL_GRACE_S + 2
+    assert cpu_seconds(pid) is None  # terminated: it uses no CPU at all
+    pool.submit("after", pj.square, (7,), owner="a")
+    assert wait_done(pool, "after").result == 49
+
+
+def test_an_overdue_job_is_stopped_and_a_failure_reaches_the_waiters(pool):
+    pool.submit("slow", pj.spin, (120, True), owner="a", deadline_s=1.0)
+    status = wait_done(pool, "slow", 30)
+    assert status.state == jobs.CANCELLED and "deadline" in status.text
+    pool.submit("bad", pj.fail, owner="a")
+    failed = wait_done(pool, "bad")
+    assert failed.state == jobs.FAILED and isinstance(failed.error, ValueError) and "no good" in str(failed.error)
+
+
+def test_without_worker_processes_jobs_run_in_a_thread_and_still_cancel():
+    pool = jobs.JobPool(workers=0)
+    try:
+        assert pool.worker_pids() == []
+        pool.submit("sq", pj.square, (5,), owner="a")
+        assert wait_done(pool, "sq").result == 25
+        pool.submit("spin", pj.spin, (60, True), owner="a")
+        wait_running(pool, "spin")
+        pool.release("spin", "a")
+        assert wait_done(pool, "spin", 5).state == jobs.CANCELLED
+    finally:
+        pool.shutdown()
+
+
+def test_the_worker_count_setting(monkeypatch):
+    monkeypatch.setenv(jobs.ENV_WORKERS, "3")
+    assert jobs.default_workers() == 3
+    monkeypatch.setenv(jobs.ENV_WORKERS, "many")
+    with pytest.raises(ValueError, match="DENSENET_VIZ_WORKERS must be an integer"):
+        jobs.default_workers()
+    monkeypatch.delenv(jobs.ENV_WORKERS)
+    assert jobs.default_workers() == max(1, (os.cpu_count() or 1) - 1)
