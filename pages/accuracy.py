@@ -49,12 +49,11 @@ source = st.radio("Source of the errors", list(acc.SOURCE_SETS), format_func=acc
                   key=keys.ACC_SOURCE, horizontal=True)
 imagenet = acc.published_table("imagenet", acc.SOURCE_SETS[source])
 cost = _your_model(imagenet, ("params", "flops")) if mine == "imagenet" else None
-left, right = st.columns(2)
-for col, x, what in ((left, "params", "parameters"), (right, "flops", "FLOPs")):
-    with col:
-        ui.plot(accuracy_chart(imagenet, x, f"ImageNet top-1 error vs {what}",
-                               marker=None if cost is None else (cost.params if x == "params" else cost.flops)),
-                key=f"imagenet_{x}_chart")
+# One above the other: side by side, each would be narrower than a phone on a projector zoomed to 150 %.
+for x, what in (("params", "parameters"), ("flops", "FLOPs")):
+    ui.plot(accuracy_chart(imagenet, x, f"ImageNet top-1 error vs {what}",
+                           marker=None if cost is None else (cost.params if x == "params" else cost.flops)),
+            key=f"imagenet_{x}_chart")
 st.caption("FLOPs at 224×224, one image; FLOPs = 2 × MACs. Hover a point for its source and table.")
 
 st.subheader("CIFAR: error vs parameters (the paper's Table 2 and He et al.'s CIFAR ResNets)")

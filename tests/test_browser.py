@@ -17,6 +17,7 @@ import pytest
 from conftest import ROOT, record
 
 from densenet_viz import PRESETS, DenseNetConfig, count_params
+from densenet_viz.app import keys
 from densenet_viz.app import settings as us
 from densenet_viz.lessons import shipped_lessons
 
@@ -309,12 +310,15 @@ def test_fast_key_presses_on_a_slider_end_in_one_consistent_model(browser_contex
             page.close()
 
 
-def sidebar_controls(page) -> set[str]:
-    """The settings controls the sidebar draws (the bottleneck toggle stands for bn_size)."""
+def shown_controls(page) -> set[str]:
+    """The settings controls drawn: a lesson link's in the page's lesson box, everyone else's in the sidebar
+    (the bottleneck toggle stands for bn_size)."""
+    lesson = page.locator('[data-testid="stMain"] .st-key-lesson_box').count() > 0
+    where = '[data-testid="stMain"] .st-key-lesson_box' if lesson else '[data-testid="stSidebar"]'
     shown = set()
     for control in us.CONTROLS:
-        key = "bottleneck" if control.name == "bn_size" else control.name
-        if page.locator(f'[data-testid="stSidebar"] .st-key-{key}').count():
+        key = keys.BOTTLENECK if control.name == "bn_size" else control.name
+        if page.locator(f"{where} .st-key-{key}").count():
             shown.add(control.name)
     return shown
 
@@ -331,7 +335,7 @@ def test_every_lesson_step_link_opens_its_page_with_only_its_controls(browser_co
         tab.wait_for_selector('[data-testid="stSidebarNavLink"]', timeout=RUN_TIMEOUT_MS)
         settle(tab)
         assert urlparse(tab.url).path.endswith("/growth"), tab.url
-        assert sidebar_controls(tab) == {"growth_rate"}
+        assert shown_controls(tab) == {"growth_rate"}
         assert tab.locator('.st-key-growth_rate input[type="range"]').input_value() == "12"
     finally:
         tab.close()
@@ -343,7 +347,7 @@ def test_every_lesson_step_link_opens_its_page_with_only_its_controls(browser_co
         open_url(page, f"{app_url}/{target}?{query}")
         no_exception(page, f"lesson link {target}?{query}")
         expected = set(us.BY_NAME) - {"efficient_impl"} if step.show is None else set(step.show)
-        assert sidebar_controls(page) == expected, f"{target}?{query}"
+        assert shown_controls(page) == expected, f"{target}?{query}"
         current = page.locator('[data-testid="stSidebarNavLink"][aria-current="page"]').get_attribute("href")
         assert urlparse(current).path.endswith(f"/{target}"), current
     record("browser_lesson_links", len(links))

@@ -506,8 +506,9 @@ def test_an_out_of_memory_frees_every_cached_model(monkeypatch, emptied):
     monkeypatch.setattr(ui, "build_model", counting("build", ui.build_model))
     monkeypatch.setattr(fx, "inference_model", counting("features", fx.inference_model))
     monkeypatch.setattr(perf, "measure_trade", _oom)
+    monkeypatch.setenv("DENSENET_VIZ_WORKERS", "0")  # the trade runs in this process, where the patch applies
     st_cache_clear()
-    st.cache_resource.clear()
+    st.cache_resource.clear()  # the model caches, and the job pool (started again without worker processes)
     at = open_page("build", {"preset": "densenet_bc_100_12", "blocks": "2-2-2"})
     at.switch_page("pages/features.py").run()
     at.switch_page("pages/build.py").run()
@@ -521,4 +522,5 @@ def test_an_out_of_memory_frees_every_cached_model(monkeypatch, emptied):
     at.switch_page("pages/features.py").run()
     at.switch_page("pages/build.py").run()
     assert not at.exception, [e.value for e in at.exception]
+    work.job_pool.clear()  # back to worker processes for the tests after this one
     assert built == {"build": 2, "features": 2}  # both built again: the out-of-memory error freed them

@@ -15,7 +15,7 @@ FAMILY_COLORS = {"DenseNet-BC": DENSENET_COLOR, "DenseNet": OKABE_ITO["bluish_gr
 # One marker shape per source, so two sources of one family stay apart without a new colour.
 SOURCE_SYMBOLS = {"densenet_paper": "circle", "fb_resnet_torch": "diamond", "torchvision": "square",
                   "he2016": "triangle-up"}  # fmt: skip
-X_TITLES = {"params": "Parameters (computed from the preset)", "flops": "FLOPs per image (computed, 2 × MACs)"}
+X_TITLES = {"params": "Parameters (computed)", "flops": "FLOPs per image (2 × MACs)"}
 MARKER_NAME = "your model"
 
 
