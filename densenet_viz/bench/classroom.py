@@ -1,0 +1,384 @@
+"""Benchmark: a class using one server at once, driven over Streamlit's websocket protocol (no browser).
+
+`python -m densenet_viz.bench classroom [--students N --changes C ...]` starts the app as `make run`
+does (its own free port; `.streamlit/config.toml` applies), or drives a running deployment with
+`--url URL` (behind a balancer too: the page's affinity cookie goes with the websocket). Students
+arrive uniformly within `--arrival` s; each opens one of the chosen pages (student i gets page
+i mod P) from a link with its own k₀ (`?k0=...`), then moves the growth-rate slider `--changes` times,
+thinking uniform [think-min, think-max] s before each move, to a k it has not used: every run is a model
+the server has not seen. Each rerun is timed from the BackMsg to `script_finished`.
+`--train` instead has every student open the training page and press Train at the same moment
+(`--train-distinct K`: K different epoch counts), timing each until the training curves are shown,
+while `--slider-student` keeps one more student moving the slider meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from websockets.exceptions import InvalidHandshake
+
+from ..analysis.trade import markdown_table
+from .stream import RunResult, Session
+
+ROOT = Path(__file__).resolve().parents[2]  # where app.py and .streamlit/ live
+PAGES = {  # URL page name -> title, the six analysis pages in teaching order
+    "build": "Build",
+    "connectivity": "Connectivity",
+    "growth": "Channel growth",
+    "memory": "Parameters & memory",
+    "tradeoffs": "Trade-offs",
+    "features": "Feature maps",
+}
+TRAIN_PAGE, TRAIN_BUTTON, EPOCHS_SLIDER, RESULT_KEY = "training", "train_start", "train_epochs", "train_curves"
+DEFAULT_EPOCHS = 3  # the training page's slider default
+SLIDER_KEY = "growth_rate"
+K_CHOICES = [k for k in range(12, 65) if k != 32]  # around the default k = 32, never the default itself
+FIRST_K0 = 64  # student i opens ?k0=FIRST_K0+1+i: no two students share a model
+START_TIMEOUT_S = 180
+GIB, MIB = 2**30, 2**20
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The classroom options, in their own group of the bench command line."""
+    group = parser.add_argument_group("classroom")
+    group.add_argument("--students", type=int, default=60, help="students (trainees with --train); default 60")
+    group.add_argument("--arrival", type=float, default=10.0, help="students arrive uniformly within this many s")
+    group.add_argument("--changes", type=int, default=6, help="slider changes per student")
+    group.add_argument("--think-min", type=float, default=2.5, help="shortest think time before a change, s")
+    group.add_argument("--think-max", type=float, default=7.5, help="longest think time before a change, s")
+    group.add_argument("--pages", default=",".join(PAGES), help=f"comma-separated, any of {','.join(PAGES)}")
+    group.add_argument("--train", action="store_true", help="the Train rush instead of slider students")
+    group.add_argument("--train-distinct", type=int, default=1, help="with --train: this many different settings")
+    group.add_argument("--slider-student", action="store_true", help="with --train: one student moves sliders")
+    group.add_argument("--url", help="drive this running deployment instead of starting the app")
+    group.add_argument("--timeout", type=float, default=600.0, help="a rerun not finished after this is unfinished")
+    group.add_argument("--seed", type=int, default=0, help="seed of arrivals, think times and k choices")
+
+
+@dataclass
+class Options:
+    """One classroom run: who comes when, what they do, and where the app is."""
+
+    students: int = 60
+    arrival: float = 10.0
+    changes: int = 6
+    think_min: float = 2.5
+    think_max: float = 7.5
+    pages: tuple[str, ...] = tuple(PAGES)
+    train: bool = False
+    train_distinct: int = 1
+    slider_student: bool = False
+    url: str | None = None
+    timeout: float = 600.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.pages if p not in PAGES]
+        if unknown or not self.pages:
+            raise ValueError(f"unknown page(s) {unknown or self.pages}; choose from {', '.join(PAGES)}")
+        if self.students < 1 or self.changes < 0 or self.arrival < 0:
+            raise ValueError("students must be ≥ 1, changes ≥ 0 and arrival ≥ 0")
+        if not 0 <= self.think_min <= self.think_max:
+            raise ValueError(f"think time [{self.think_min}, {self.think_max}] must satisfy 0 ≤ min ≤ max")
+        if not 1 <= self.train_distinct <= 20 - DEFAULT_EPOCHS + 1:
+            raise ValueError(f"--train-distinct must be in [1, {20 - DEFAULT_EPOCHS + 1}] (epochs 3..20)")
+
+
+QUICK = Options(students=3, arrival=1.0, changes=2, think_min=0.2, think_max=0.5, pages=("growth", "memory", "build"))
+
+
+# ---- the server ------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+@contextmanager
+def served_app() -> Iterator[tuple[str, subprocess.Popen]]:
+    """`make run`'s server on a free loopback port, healthy; stopped (with its process group) at the end."""
+    port = _free_port()
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
+           "--server.port", str(port)]  # fmt: skip
+    process = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not _healthy(url):
+            if process.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {process.returncode}: {process.stderr.read().decode()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"streamlit did not answer /_stcore/health in {START_TIMEOUT_S} s")
+            time.sleep(0.25)
+        yield url, process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, 15)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, 9)
+                process.wait()
+
+
+def _tree(pid: int) -> list[int]:
+    """The process and all its live descendants (a worker pool's processes included)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo.extend(children.get(p, []))
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of a process, its live descendants and the children it has reaped."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for i, p in enumerate(_tree(pid)):
+        try:
+            with open(f"/proc/{p}/stat", encoding="ascii", errors="replace") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields[11:15] = utime, stime, cutime, cstime; reaped children count once, through the root only
+        total += sum(int(x) for x in fields[11:13 + 2 * (i == 0)]) / tick
+    return total
+
+
+def rss_bytes(pid: int) -> tuple[int, int]:
+    """(VmRSS of the process, summed VmRSS of its live descendants) in bytes."""
+    sizes = []
+    for p in _tree(pid):
+        try:
+            with open(f"/proc/{p}/status", encoding="ascii", errors="replace") as f:
+                sizes.append(next((int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:")), 0))
+        except OSError:
+            sizes.append(0)
+    return sizes[0], sum(sizes[1:])
+
+
+# ---- the students ----------------------------------------------------------------------------------
+
+
+async def _slider_student(url: str, index: int, page: str, opts: Options, rng: random.Random,
+                          results: list[RunResult], stop: asyncio.Event | None = None) -> None:
+    """Open `page` from a link with this student's k₀, then move the growth rate to new values."""
+    start = time.perf_counter()
+    try:
+        session = await Session.open(url, f"k0={FIRST_K0 + 1 + index}", timeout=opts.timeout)
+    except (OSError, TimeoutError, InvalidHandshake) as exc:  # a server too busy to accept is a failed page
+        results.append(RunResult(f"{page} (first)", time.perf_counter() - start, False, missing=type(exc).__name__))
+        return
+    try:
+        first = await session.rerun(page, timeout=opts.timeout)
+        first.page = f"{page} (first)"
+        results.append(first)
+        if first.finished and SLIDER_KEY not in session.widget_ids:
+            # The page ran without app.py's sidebar (Streamlit's pages/-folder mode, which a fresh process
+            # can use until its first st.navigation call): a student reloads, so rerun once more.
+            first.missing = SLIDER_KEY
+            first = await session.rerun(page, timeout=opts.timeout)
+            results.append(first)
+            if SLIDER_KEY not in session.widget_ids:
+                first.missing, first.finished = SLIDER_KEY, False
+        ks = rng.sample(K_CHOICES, len(K_CHOICES))
+        change = 0
+        while first.finished and (change < opts.changes if stop is None else not stop.is_set()):
+            await asyncio.sleep(rng.uniform(opts.think_min, opts.think_max))
+            session.slider(SLIDER_KEY, ks[change % len(ks)])
+            change += 1
+            result = await session.rerun(page, timeout=opts.timeout)
+            results.append(result)
+            if not result.finished:
+                break
+    finally:
+        await session.close()
+
+
+async def _classroom(url: str, opts: Options) -> tuple[list[RunResult], float]:
+    rng = random.Random(opts.seed)
+    results: list[RunResult] = []
+
+    async def student(i: int, delay: float, own: random.Random) -> None:
+        await asyncio.sleep(delay)
+        await _slider_student(url, i, opts.pages[i % len(opts.pages)], opts, own, results)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(student(i, rng.uniform(0, opts.arrival), random.Random(rng.random()))
+                           for i in range(opts.students)))  # fmt: skip
+    return results, time.perf_counter() - start
+
+
+async def _press_train(session: Session, timeout: float) -> RunResult:
+    """Press Train and wait until the training curves are shown (a page without the button fails)."""
+    if TRAIN_BUTTON not in session.widget_ids:
+        return RunResult(TRAIN_PAGE, 0.0, False, missing=TRAIN_BUTTON)
+    return await session.rerun(TRAIN_PAGE, press=TRAIN_BUTTON, until_key=RESULT_KEY, timeout=timeout)
+
+
+async def _train_rush(url: str, opts: Options) -> tuple[list[RunResult], list[RunResult], float]:
+    """All trainees load the training page, then press Train at once; optionally one slider student."""
+    sessions = await asyncio.gather(*(Session.open(url, timeout=opts.timeout) for _ in range(opts.students)))
+    await asyncio.gather(*(s.rerun(TRAIN_PAGE, timeout=opts.timeout) for s in sessions))
+    for i, session in enumerate(sessions):
+        if EPOCHS_SLIDER in session.widget_ids:
+            session.slider(EPOCHS_SLIDER, DEFAULT_EPOCHS + i % opts.train_distinct)
+    slider_results: list[RunResult] = []
+    stop = asyncio.Event()
+    rng = random.Random(opts.seed)
+    slider = (asyncio.create_task(_slider_student(url, opts.students, opts.pages[0], opts, rng, slider_results, stop))
+              if opts.slider_student else None)
+    start = time.perf_counter()
+    try:
+        trained = await asyncio.gather(*(_press_train(s, opts.timeout) for s in sessions))
+    finally:
+        stop.set()
+        if slider is not None:
+            await slider
+        for session in sessions:
+            await session.close()
+    return list(trained), slider_results, time.perf_counter() - start
+
+
+# ---- the table -------------------------------------------------------------------------------------
+
+
+def _percentile(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) by linear interpolation, as numpy's default; a lone value is every quantile."""
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
+
+
+def _stats(results: list[RunResult]) -> list[str]:
+    done = [r.seconds for r in results if r.finished]
+    if not done:
+        return [str(len(results)), "-", "-", "-"]
+    return [str(len(results)), f"{_percentile(done, 0.5):.2f}", f"{_percentile(done, 0.95):.2f}", f"{max(done):.2f}"]
+
+
+def _server_cells(server: dict[str, float] | None) -> list[str]:
+    """Server CPU seconds and RSS at the end (process + children), or n/a for a deployment given by --url."""
+    if server is None:
+        return ["n/a", "n/a"]
+    children = f" + {server['child_rss'] / MIB:.0f} MiB in {int(server['children'])}" if server["children"] else ""
+    return [f"{server['cpu']:.1f}", f"{server['rss'] / GIB:.2f}{children}"]
+
+
+def report(opts: Options, results: list[RunResult], wall: float, load: tuple[tuple[float, ...], tuple[float, ...]],
+           server: dict[str, float] | None, slider: list[RunResult] | None = None) -> str:
+    """The markdown tables: the load and what went wrong, then p50/p95/max per page and overall."""
+    every = results + (slider or [])
+    exceptions = [e for r in every for e in r.exceptions]
+    if opts.train:
+        who = f"{opts.students} press Train ({opts.train_distinct} setting{'s' * (opts.train_distinct > 1)})"
+        arrival, think = "at once", "-"
+    else:
+        who = f"{opts.students} x {opts.changes} changes"
+        arrival, think = f"{opts.arrival:g} s", f"{opts.think_min:g}-{opts.think_max:g} s"
+    summary = markdown_table(
+        ["students", "arrival", "think", "reruns", "reruns/s", "exception boxes", "failed/unfinished",
+         "no sidebar", "server CPU s", "server RSS GiB", "load avg start", "load avg end"],
+        [[who, arrival, think, str(len(results)), f"{sum(r.finished for r in results) / wall:.2f}",
+          str(len(exceptions)), str(sum(not r.finished for r in every)),
+          str(sum(r.missing == SLIDER_KEY for r in every)), *_server_cells(server),
+          " ".join(f"{x:.2f}" for x in load[0]), " ".join(f"{x:.2f}" for x in load[1])]],
+    )
+    rows = []
+    if opts.train:
+        rows.append(["Train → curves shown", *_stats(results)])
+        if slider is not None:  # its changes while the class trains, not its first page
+            rows.append(["slider student meanwhile", *_stats([r for r in slider if "(first)" not in r.page])])
+    else:
+        names = [p for page in opts.pages for p in (f"{page} (first)", page)]
+        for name in names:
+            chosen = [r for r in results if r.page == name]
+            if chosen:
+                title = PAGES[name.split(" ")[0]] + (" (first page)" if "(first)" in name else "")
+                rows.append([title, *_stats(chosen)])
+        rows.append(["first page of a new session", *_stats([r for r in results if "(first)" in r.page])])
+        rows.append(["all reruns", *_stats(results)])
+    table = markdown_table(["page", "reruns", "p50 s", "p95 s", "max s"], rows)
+    lines = [summary, "", table]
+    if exceptions:
+        lines += ["", "first exception box: " + exceptions[0]]
+    return "\n".join(lines)
+
+
+def measure(opts: Options) -> str:
+    """Run one classroom scenario against `opts.url` or a freshly started app, and return its report."""
+    with (served_app() if opts.url is None else _nothing(opts.url)) as (url, process):
+        load_start = os.getloadavg()
+        cpu_start = cpu_seconds(process.pid) if process else 0.0
+        slider = None
+        if opts.train:
+            results, slider, wall = asyncio.run(_train_rush(url, opts))
+            slider = slider if opts.slider_student else None
+        else:
+            results, wall = asyncio.run(_classroom(url, opts))
+        server = None
+        if process is not None:
+            rss, child_rss = rss_bytes(process.pid)
+            server = {"cpu": cpu_seconds(process.pid) - cpu_start, "wall": wall, "rss": rss,
+                      "child_rss": child_rss, "children": len(_tree(process.pid)) - 1}  # fmt: skip
+        return report(opts, results, wall, (load_start, os.getloadavg()), server, slider)
+
+
+@contextmanager
+def _nothing(url: str) -> Iterator[tuple[str, None]]:
+    yield url.rstrip("/"), None
+
+
+def options_from_args(args: argparse.Namespace, quick: bool) -> Options:
+    """The run the command line asked for; --quick is a few students, a couple of quick changes."""
+    if quick:
+        chosen = {"url": args.url, "train": args.train, "slider_student": args.slider_student}
+        return Options(**{**QUICK.__dict__, **chosen})
+    return Options(students=args.students, arrival=args.arrival, changes=args.changes, think_min=args.think_min,
+                   think_max=args.think_max, pages=tuple(p.strip() for p in args.pages.split(",") if p.strip()),
+                   train=args.train, train_distinct=args.train_distinct, slider_student=args.slider_student,
+                   url=args.url, timeout=args.timeout, seed=args.seed)  # fmt: skip
+
+
+def run(quick: bool, args: argparse.Namespace | None = None) -> str:
+    """The classroom table for the command line's options (the defaults: the 60-student goal pattern)."""
+    if args is None:
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        args = parser.parse_args([])
+    return measure(options_from_args(args, quick))
