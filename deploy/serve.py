@@ -111,8 +111,10 @@ class Replica:
 class Supervisor:
     """Starts the replicas and HAProxy, restarts replicas that die, and stops everything on a signal."""
 
-    def __init__(self, replicas: int, bind: str, port: int, state_dir: Path, python: str) -> None:
+    def __init__(self, replicas: int, bind: str, port: int, state_dir: Path, python: str,
+                 restart_delay: float = 1.0) -> None:
         self.bind, self.port, self.state_dir, self.python = bind, port, state_dir, python
+        self.restart_delay = restart_delay
         self.replicas = [Replica(f"r{i + 1}", p) for i, p in enumerate(free_ports(replicas))]
         self.env = dict(os.environ, STREAMLIT_SERVER_COOKIE_SECRET=secrets.token_hex(32))  # never on disk
         self.haproxy: subprocess.Popen | None = None
@@ -162,11 +164,12 @@ class Supervisor:
                 code = replica.process.poll() if replica.process else None
                 if code is None or self.stopping:
                     continue
-                # A replica that died soon after starting waits longer each time (1, 2, 4 ... 30 s).
-                quick = time.monotonic() - replica.started_at < RESTART_DELAY_MAX_S
-                delay = min(RESTART_DELAY_MAX_S, 2 ** replica.restarts) if quick else 1
+                # A replica that died soon after starting waits longer each time (1, 2, 4 ... 30 s by default).
+                delay = self.restart_delay
+                if time.monotonic() - replica.started_at < RESTART_DELAY_MAX_S:
+                    delay = min(RESTART_DELAY_MAX_S, delay * 2**replica.restarts)
                 self.say(f"replica {replica.name} (pid {replica.process.pid}) exited with code {code} "
-                         f"(log: {self.state_dir / replica.name}.log); starting it again in {delay} s")
+                         f"(log: {self.state_dir / replica.name}.log); starting it again in {delay:g} s")
                 replica.restarts += 1
                 replica.process = None
                 self._sleep(delay)
@@ -202,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, default=None,
                         help="where the HAProxy config, its stats socket and replicas.json go (default: a temp dir)")
     parser.add_argument("--python", default=sys.executable, help="the interpreter that runs streamlit")
+    parser.add_argument("--restart-delay", type=float, default=1.0,
+                        help="seconds before a replica that exited is started again (default 1)")
     args = parser.parse_args(argv)
     if not 1 <= args.replicas <= 64:
         parser.error(f"--replicas must be between 1 and 64, got {args.replicas}")
@@ -214,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     own_dir = args.state_dir is None
     state_dir = Path(tempfile.mkdtemp(prefix="densenet-viz-serve-")) if own_dir else args.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
-    supervisor = Supervisor(args.replicas, args.address, args.port, state_dir, args.python)
+    supervisor = Supervisor(args.replicas, args.address, args.port, state_dir, args.python, args.restart_delay)
 
     def on_signal(signum, frame) -> None:
         supervisor.stopping = True
