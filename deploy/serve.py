@@ -183,8 +183,8 @@ class Supervisor:
 
     def _sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds
-        while not self.stopping and time.monotonic() < end:
-            time.sleep(min(0.2, end - time.monotonic()))
+        while not self.stopping and (left := end - time.monotonic()) > 0:
+            time.sleep(min(0.2, left))
 
     def stop(self) -> None:
         """Stop HAProxy first (no new requests), then every replica; nothing is left listening."""
