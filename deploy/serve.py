@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import ctypes
+import io
 import json
 import os
 import secrets
@@ -25,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -60,13 +61,17 @@ def haproxy_config(state_dir: Path, bind: str, port: int, replicas: dict[str, in
     return Template(TEMPLATE.read_text()).substitute(state_dir=state_dir, bind=bind, port=port, servers=servers)
 
 
-def healthy(port: int, timeout_s: float = 2.0) -> bool:
-    """True when the replica on this loopback port answers /_stcore/health with 200."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=timeout_s) as r:
-            return r.status == 200
-    except OSError:
-        return False
+def server_states(stats_socket: Path) -> dict[str, str]:
+    """Each replica's state as HAProxy's health checks see it ("UP", "DOWN", ...), from its stats socket."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(str(stats_socket))
+        s.sendall(b"show stat\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    rows = csv.DictReader(io.StringIO(data.decode().lstrip("# ")))
+    return {r["svname"]: r["status"] for r in rows if r["pxname"] == "replicas" and r["svname"] != "BACKEND"}
 
 
 def _die_with_parent() -> None:
@@ -106,6 +111,7 @@ class Replica:
     process: subprocess.Popen | None = None
     restarts: int = 0
     started_at: float = 0.0
+    restart_at: float | None = None  # when a replica that exited is due to start again
 
 
 class Supervisor:
@@ -127,6 +133,7 @@ class Supervisor:
         # Each replica logs to its own file: their start-up lines name internal ports, not the one to open.
         with open(self.state_dir / f"{replica.name}.log", "ab") as log:
             replica.process = _start(replica_command(replica.port, self.python), self.env, log)
+        replica.restart_at = None
         replica.started_at = time.monotonic()
         self.write_state()
 
@@ -148,7 +155,7 @@ class Supervisor:
         config = self.state_dir / "haproxy.cfg"
         config.write_text(haproxy_config(self.state_dir, self.bind, self.port,
                                          {r.name: r.port for r in self.replicas}))
-        self.haproxy = _start(["haproxy", "-f", str(config), "-db"], self.env, None)
+        self.haproxy = _start(["haproxy", "-f", str(config), "-db"], dict(os.environ), None)
         self.write_state()
         self.say(f"{len(self.replicas)} replica(s) starting on loopback ports "
                  f"{', '.join(str(r.port) for r in self.replicas)}; HAProxy on http://{self.bind}:{self.port}")
@@ -161,8 +168,12 @@ class Supervisor:
                 self.say(f"HAProxy exited with code {self.haproxy.returncode}: stopping")
                 return self.haproxy.returncode or 1
             for replica in self.replicas:
-                code = replica.process.poll() if replica.process else None
-                if code is None or self.stopping:
+                if replica.process is None:
+                    if replica.restart_at is not None and time.monotonic() >= replica.restart_at:
+                        self.start_replica(replica)
+                    continue
+                code = replica.process.poll()
+                if code is None:
                     continue
                 # A replica that died soon after starting waits longer each time (1, 2, 4 ... 30 s by default).
                 delay = self.restart_delay
@@ -171,13 +182,13 @@ class Supervisor:
                 self.say(f"replica {replica.name} (pid {replica.process.pid}) exited with code {code} "
                          f"(log: {self.state_dir / replica.name}.log); starting it again in {delay:g} s")
                 replica.restarts += 1
-                replica.process = None
-                self._sleep(delay)
-                if not self.stopping:
-                    self.start_replica(replica)
-            if not announced and all(healthy(r.port) for r in self.replicas):
-                announced = True
-                self.say(f"all {len(self.replicas)} replicas healthy: open http://{self.bind}:{self.port}")
+                replica.process, replica.restart_at = None, time.monotonic() + delay
+            if not announced:
+                with contextlib.suppress(OSError):
+                    states = server_states(self.state_dir / "haproxy.sock")
+                    if states and all(state == "UP" for state in states.values()):
+                        announced = True
+                        self.say(f"all {len(states)} replicas up: open http://{self.bind}:{self.port}")
             self._sleep(0.5)
         return 0
 
