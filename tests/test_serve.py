@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
-from conftest import ARTIFACTS, CHROMIUM_ARGS, ROOT, chromium_path, free_port, record
+from conftest import ARTIFACTS, CHROMIUM_ARGS, ROOT, free_port, record
 from PIL import Image
 
 pytestmark = [pytest.mark.slow]
@@ -139,20 +139,17 @@ def png_bytes(seed: int) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def chromium():
+def chromium(playwright_manager):
     """Debian's Chromium through Playwright; each test opens its own contexts (own cookies = own students)."""
-    executable = chromium_path()
-    if executable is None:
-        pytest.skip("no Chromium: /usr/bin/chromium is missing (.ci/run installs it)")
-    from playwright.sync_api import sync_playwright
-
-    manager = sync_playwright().start()
+    manager, executable = playwright_manager
     try:
         browser = manager.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+    except Exception as exc:  # Playwright raises its own Error type for every launch failure
+        pytest.skip(f"Playwright could not launch {executable}: {exc}")
+    try:
         yield browser
-        browser.close()
     finally:
-        manager.stop()
+        browser.close()
 
 
 def student(chromium, served: Served, replica: str | None = None):
