@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench clean
+.PHONY: run serve test lint bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,13 @@ $(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(VENV)/bin/python
 
 run: $(VENV)/.run-deps
 	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $${PORT:-8501}
+
+# Several app processes behind HAProxy (cookie affinity): `make serve REPLICAS=4 PORT=8600 ADDRESS=0.0.0.0`.
+REPLICAS ?= $(shell nproc 2>/dev/null || echo 2)
+SERVE_PORT ?= $(or $(PORT),8501)
+ADDRESS ?= 127.0.0.1
+serve: $(VENV)/.run-deps
+	$(PY) deploy/serve.py --replicas $(REPLICAS) --port $(SERVE_PORT) --address $(ADDRESS)
 
 test: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff check .

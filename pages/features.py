@@ -17,6 +17,7 @@ from densenet_viz.app.ui import (
     refuse_if_too_big,
     report_out_of_memory,
 )
+from densenet_viz.app.uploads import warn_if_upload_lost
 from densenet_viz.lab import features as fx
 from densenet_viz.lab import images, tasks, training, weights
 from densenet_viz.viz import feature_charts as fc
@@ -42,6 +43,7 @@ def loaded_model(config, device):
     hub = right.selectbox("…or a file in the torch hub cache", [None, *found], key=HUB_KEY,
                           format_func=lambda p: "(none)" if p is None else p.name)
     if upload is None and hub is None:
+        warn_if_upload_lost(WFILE_KEY, "state dict")
         right.caption("Nothing found in the hub cache." if not found else "")
         st.info("Upload a state dict saved by torchvision (e.g. densenet121-a639ec97.pth) or pick a cached one.")
         st.stop()
@@ -84,7 +86,8 @@ if mode == RANDOM:
     st.info("**Random weights:** maps show structure of the input, not learned features.")
 elif mode == TRAINED:
     if run is None or not run.states:
-        st.info("No trained model in this session yet: train one on the page **Train & feature reuse**.")
+        st.info("No trained model in this session: train one on the page **Train & feature reuse**. A trained "
+                "model lives in the server process that trained it; if that process restarted, train it again.")
         st.stop()
     config, size = run.configs["DenseNet-BC"], run.settings.image_size
     model = run.model("DenseNet-BC", device)
@@ -95,7 +98,8 @@ else:
     st.success(f"Weights loaded into the sidebar's model ({config.num_classes} classes).")
 
 sources = [DIGIT, SAMPLE, UPLOAD] if mode == TRAINED else [SAMPLE, UPLOAD]
-if st.session_state.get(SOURCE_KEY) not in sources:
+# Only a choice this session made is corrected: a new session (its server restarted) keeps the browser's choice.
+if SOURCE_KEY in st.session_state and st.session_state[SOURCE_KEY] not in sources:
     st.session_state[SOURCE_KEY] = sources[0]
 left, right = st.columns([2, 1])
 source = left.radio("Image", sources, key=SOURCE_KEY, horizontal=True)
@@ -115,6 +119,7 @@ try:
                                         type=list(images.UPLOAD_EXTENSIONS), key=UPLOAD_KEY,
                                         max_upload_size=images.MAX_UPLOAD_MIB)
             if upload is None:
+                warn_if_upload_lost(UPLOAD_KEY, "image")
                 st.info("Upload an image to see its feature maps.")
                 st.stop()
             decoded = images.decode_upload(upload.getvalue(), upload.name)

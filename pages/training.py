@@ -59,7 +59,8 @@ if start:
 
 run = st.session_state.get(keys.TRAINED_RUN)
 if run is None or not run.history:
-    st.info("Press **Train** to train both models; the results stay in this session.")
+    st.info("Press **Train** to train both models; the results stay in this session, in this server process "
+            "only: if the server restarted, what was trained is gone and needs training again.")
     st.stop()
 done = min(r.epoch for r in run.final().values())
 if done < run.settings.epochs:

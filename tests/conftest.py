@@ -193,11 +193,21 @@ def _playwright_or_skip():
 
 
 @pytest.fixture(scope="session")
-def browser_context():
-    """A headless Chromium (Debian's, through Playwright) with a fresh temporary profile."""
+def playwright_manager():
+    """The one Playwright of the test session (its sync API allows one per process) and Chromium's path."""
     executable, sync_playwright = _playwright_or_skip()
-    profile = tempfile.mkdtemp(prefix="densenet-viz-chromium-")
     manager = sync_playwright().start()
+    try:
+        yield manager, executable
+    finally:
+        manager.stop()
+
+
+@pytest.fixture(scope="session")
+def browser_context(playwright_manager):
+    """A headless Chromium (Debian's, through Playwright) with a fresh temporary profile."""
+    manager, executable = playwright_manager
+    profile = tempfile.mkdtemp(prefix="densenet-viz-chromium-")
     try:
         try:
             context = manager.chromium.launch_persistent_context(
@@ -215,7 +225,6 @@ def browser_context():
         finally:
             context.close()
     finally:
-        manager.stop()
         shutil.rmtree(profile, ignore_errors=True)
 
 
