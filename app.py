@@ -4,11 +4,6 @@ from pathlib import Path
 
 import streamlit as st
 
-from densenet_viz.app import ui, work
-
-work.freeze_heap()  # once per process: keeps Streamlit's post-run garbage collection cheap (see work.freeze_heap)
-work.job_pool()  # the heavy-job workers start with the server (importing torch takes them a few seconds)
-
 HERE = Path(__file__).parent
 
 # A local icon: material icons and emoji favicons are fetched from the internet, which a classroom may lack.
@@ -27,9 +22,18 @@ PAGES = [
     ("pages/lessons.py", "Lessons", ":material/school:"),
 ]
 
+# st.navigation before the heavy imports below: until a run of this script has called it, Streamlit 1.67
+# treats the folder pages/ as its old multipage mode and runs a deep link's page without this script (no
+# sidebar). On a fresh server the first run spends seconds importing torch; navigating first shrinks that
+# window to milliseconds (ui.get_state reruns the rare session that still lands in it).
 navigation = st.navigation(
     [st.Page(path, title=title, icon=icon) for path, title, icon in PAGES]
 )
+
+from densenet_viz.app import ui, work  # noqa: E402  (after st.navigation: see above)
+
+work.freeze_heap()  # once per process: keeps Streamlit's post-run garbage collection cheap (see work.freeze_heap)
+work.job_pool()  # the heavy-job workers start with the server (importing torch takes them a few seconds)
 ui.sidebar()
 lesson_slot = st.container()  # where a lesson link's controls go on a page that does not place them itself
 navigation.run()

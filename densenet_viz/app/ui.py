@@ -18,6 +18,7 @@ import inspect
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -530,15 +531,20 @@ def _run_through_app() -> None:
     """Make sure app.py (page config, sidebar, navigation) runs before the page that called get_state.
 
     Streamlit 1.67 treats a folder named pages/ as its old multipage mode until some run calls
-    st.navigation: on a fresh server, the first deep link (/connectivity) runs that page alone, with no
-    sidebar and the old page list. Switching the flag off and rerunning sends the same request through
-    app.py instead. (AppTest resets the flag on every run, so its page switches need the same.)
+    st.navigation: on a fresh server, a deep link (/connectivity) that arrives before the first run of
+    app.py has navigated runs that page alone, with no sidebar, under a page list that Streamlit built
+    from the folder with app.py as its main page. That list, not the process-wide flag (another session
+    may have cleared it meanwhile), tells this run apart; switching the flag off and rerunning sends the
+    same request through app.py. (AppTest resets the flag on every run, so its page switches need it too.)
     """
     try:
         from streamlit.runtime.pages_manager import PagesManager
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
     except ImportError:  # a Streamlit without the old mode
         return
-    if getattr(PagesManager, "uses_pages_directory", False):
+    ctx = get_script_run_ctx()
+    pages = ctx.pages_manager.get_pages() if ctx is not None else {}
+    if any(Path(str(info.get("script_path", ""))).name == "app.py" for info in pages.values()):
         PagesManager.uses_pages_directory = False
         st.rerun()
 
