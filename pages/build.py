@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from densenet_viz.app import keys, ui
+from densenet_viz.app import caches, keys, ui
 from densenet_viz.models.densenet import DenseBlock, DenseLayer
 from densenet_viz.units import format_bytes, format_count, format_flops, format_macs
 from densenet_viz.viz import series
@@ -18,10 +18,10 @@ ui.header(
 )
 ui.lesson_controls()
 try:
-    report = ui.analysis(state)
+    report = caches.analysis(state)
 except ValueError as exc:
     ui.stop_with_error(str(exc))
-built = ui.built_model(state)  # refuses (st.error) a model too big for the device, before building it
+built = caches.built_model(state)  # refuses (st.error) a model too big for the device, before building it
 st.success(
     f"Built `{built.class_name}` with {format_count(report.params)} parameters on **{built.device}** "
     f"in {built.seconds:.2f} s when first built. The model stays cached for an hour, so coming back to this page "

@@ -8,15 +8,9 @@ import streamlit as st
 import torch
 
 from densenet_viz.app import keys, work
-from densenet_viz.app.ui import (
-    config_key,
-    digits,
-    get_state,
-    lesson_controls,
-    random_features,
-    refuse_if_too_big,
-    report_out_of_memory,
-)
+from densenet_viz.app.caches import digits, random_features, refuse_if_too_big, report_out_of_memory
+from densenet_viz.app.state import config_key
+from densenet_viz.app.ui import get_state, lesson_controls
 from densenet_viz.app.uploads import warn_if_upload_lost
 from densenet_viz.lab import features as fx
 from densenet_viz.lab import images, tasks, training, weights

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from densenet_viz.analysis.dense_form import efficient_kept_maps
-from densenet_viz.app import keys, ui
+from densenet_viz.app import caches, keys, ui
 from densenet_viz.models.densenet import DenseLayer
 from densenet_viz.models.efficient import cat_bn_relu_conv
 from densenet_viz.viz import charts
@@ -19,8 +19,8 @@ ui.header(
 )
 ui.lesson_controls()
 try:
-    table = ui.comparison(state)
-    report = ui.analysis(state)
+    table = caches.comparison(state)
+    report = caches.analysis(state)
 except ValueError as exc:
     ui.stop_with_error(str(exc))
 
@@ -47,7 +47,7 @@ st.dataframe(
 ui.plot(charts.block_memory_chart(report.blocks), key="block_chart")
 
 st.subheader("Why plain training memory grows quadratically")
-growth = ui.block_memory_growth(state)
+growth = caches.block_memory_growth(state)
 ui.plot(
     charts.memory_growth_chart(growth, f"Your first dense block (k = {state.config.growth_rate}), more and more "
                                        "layers"),
@@ -78,7 +78,7 @@ st.markdown(
     f"Train {state.title} for a few steps on **{state.device}**, plain and memory-efficient, and compare step time "
     "and saved activations. This runs real models, so it happens only when you ask."
 )
-measured = ui.measured_trade(state, run=st.button("Measure the trade", key=keys.MEMORY_MEASURE, type="primary"))
+measured = caches.measured_trade(state, run=st.button("Measure the trade", key=keys.MEMORY_MEASURE, type="primary"))
 if measured is not None:
     st.dataframe(ui.trade_display(measured), hide_index=True, key="trade_table")
     ui.plot(charts.trade_chart(measured), key="trade_chart")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from densenet_viz.app import keys, ui
+from densenet_viz.app import caches, keys, ui
 from densenet_viz.viz import charts
 from densenet_viz.viz.style import MACS_NOTE
 
@@ -19,7 +19,7 @@ ui.header(
 ui.lesson_controls()
 with st.spinner("Sweeping configurations (cached after the first time)…"):
     try:
-        sweeps = ui.sweeps(state)
+        sweeps = caches.sweeps(state)
     except ValueError as exc:
         ui.stop_with_error(str(exc))
 
@@ -55,7 +55,7 @@ budget = st.columns(3)[0].number_input(
     "Memory budget (GiB)", min_value=0.25, max_value=1024.0, value=8.0, step=0.25, key=BUDGET_KEY,
     help="For instance your GPU's memory. Weights and activations count; the allocator's overhead does not.",
 )
-batches = ui.largest_batches(state, budget)
+batches = caches.largest_batches(state, budget)
 for column, (_, row) in zip(st.columns(len(batches)), batches.iterrows(), strict=True):
     column.metric(row["label"], f"{row['batch']:,}" if row["batch"] else "does not fit",
                   help=f"Largest batch of {state.input_size}×{state.input_size} images in {budget:g} GiB.")

@@ -6,7 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from densenet_viz.app import keys, work
-from densenet_viz.app.ui import digits, get_state, lesson_controls
+from densenet_viz.app.caches import digits
+from densenet_viz.app.ui import get_state, lesson_controls
 from densenet_viz.lab import features as fx
 from densenet_viz.lab import tasks, training
 from densenet_viz.viz import feature_charts as fc

@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 from densenet_viz import DenseNetConfig, build_model, match_baseline
 from densenet_viz.app.keys import STATE as STATE_KEY
 from densenet_viz.app.keys import TRAINED_RUN
-from densenet_viz.app.ui import AppState
+from densenet_viz.app.state import AppState
 from densenet_viz.lab import features as fx
 from densenet_viz.lab import training as tr
 

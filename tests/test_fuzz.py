@@ -341,7 +341,7 @@ def _feature_page() -> AppTest:
     """The Feature maps page on its own with a small CIFAR model in session state (as the sidebar sets it)."""
     from densenet_viz import match_baseline
     from densenet_viz.app.keys import STATE as STATE_KEY
-    from densenet_viz.app.ui import AppState
+    from densenet_viz.app.state import AppState
 
     config = DenseNetConfig(8, (2, 2), 16, stem="cifar", num_classes=10)
     at = AppTest.from_file(str(PAGES_DIR / "features.py"), default_timeout=120)
@@ -383,14 +383,14 @@ HUGE = {"preset": "densenet264", "k": "128", "size": "1024", "batch": "1024"}  #
 
 
 def test_a_model_bigger_than_free_memory_is_refused_before_anything_is_allocated(monkeypatch):
-    import densenet_viz.app.ui as ui
+    import densenet_viz.app.caches as caches
     from densenet_viz.analysis.budget import free_memory_bytes
     from densenet_viz.analysis.closed_form import analyze
     from densenet_viz.app.settings import config_from_settings, settings_from_query
 
     built = []
-    monkeypatch.setattr(ui, "build_model", lambda *a, **k: built.append(a) or pytest.fail("build_model was called"))
-    ui._build.clear()
+    monkeypatch.setattr(caches, "build_model", lambda *a, **k: built.append(a) or pytest.fail("build_model was called"))
+    caches._build.clear()
     at = _app(HUGE).run()
     assert not at.exception, [e.value for e in at.exception]
     config = config_from_settings(settings_from_query(HUGE).settings)
@@ -444,10 +444,10 @@ def _assert_oom_explained(at: AppTest, emptied: list[bool]) -> None:
 
 def test_an_out_of_memory_while_building_is_caught_the_cache_cleared_and_explained(monkeypatch, emptied):
     """Simulated on the CPU: the build raises torch.OutOfMemoryError (what CUDA raises)."""
-    import densenet_viz.app.ui as ui
+    import densenet_viz.app.caches as caches
 
-    monkeypatch.setattr(ui, "build_model", _oom)
-    ui._build.clear()
+    monkeypatch.setattr(caches, "build_model", _oom)
+    caches._build.clear()
     _assert_oom_explained(_app({"preset": "densenet_bc_100_12", "k": "11"}).run(), emptied)
 
 
@@ -491,7 +491,7 @@ def test_an_out_of_memory_frees_every_cached_model(monkeypatch, emptied):
     from apptest_helpers import open_page
 
     import densenet_viz.analysis.trade as perf
-    import densenet_viz.app.ui as ui
+    import densenet_viz.app.caches as caches
     from densenet_viz.app import keys
     from densenet_viz.lab import features as fx
 
@@ -503,7 +503,7 @@ def test_an_out_of_memory_frees_every_cached_model(monkeypatch, emptied):
             return real(*args, **kwargs)
         return wrapper
 
-    monkeypatch.setattr(ui, "build_model", counting("build", ui.build_model))
+    monkeypatch.setattr(caches, "build_model", counting("build", caches.build_model))
     monkeypatch.setattr(fx, "inference_model", counting("features", fx.inference_model))
     monkeypatch.setattr(perf, "measure_trade", _oom)
     monkeypatch.setenv("DENSENET_VIZ_WORKERS", "0")  # the trade runs in this process, where the patch applies

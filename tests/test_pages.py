@@ -178,11 +178,11 @@ def test_an_invalid_combination_shows_the_allowed_range_and_no_traceback(page):
 def test_the_build_page_says_only_what_its_cache_does(monkeypatch):
     import streamlit as st
 
-    import densenet_viz.app.ui as ui
+    import densenet_viz.app.caches as caches
 
     calls = []
-    real = ui.build_model
-    monkeypatch.setattr(ui, "build_model", lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = caches.build_model
+    monkeypatch.setattr(caches, "build_model", lambda *a, **k: calls.append(a) or real(*a, **k))
     st.cache_resource.clear()
     at = open_page("build", CIFAR_QUERY)
     said = at.success[0].value

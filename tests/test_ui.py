@@ -5,7 +5,7 @@ from apptest_helpers import new_app, open_page
 
 from densenet_viz import PRESETS
 from densenet_viz.app.keys import STATE as STATE_KEY
-from densenet_viz.app.ui import AppState, config_key
+from densenet_viz.app.state import AppState, config_key
 
 
 def state(at) -> AppState:

@@ -30,8 +30,8 @@ from pathlib import Path
 
 from websockets.exceptions import InvalidHandshake
 
-from ..analysis.trade import markdown_table
 from .stream import RunResult, Session
+from .tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[2]  # where app.py and .streamlit/ live
 PAGES = {  # URL page name -> title, the six analysis pages in teaching order

@@ -1,0 +1,230 @@
+"""What pages compute through Streamlit's caches (analysis reports, sweeps, built models, feature maps, digits),
+the measured trade, and what an out-of-memory error frees."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+import torch
+from torch import nn
+
+from ..analysis.budget import check_fits
+from ..analysis.report import DTYPES
+from ..lab import features as fx
+from ..lab.training import DigitsData, digits_data
+from ..models.build import build_model
+from ..models.config import DenseNetConfig, ResNetConfig, config_from_dict
+from ..viz import series
+from . import keys, work
+from . import settings as us
+from .state import AppState, config_key
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _baseline(config_json: str, choice: str) -> tuple[str, dict]:
+    name, config = us.resolve_baseline(config_from_dict(json.loads(config_json)), choice)
+    return name, config.to_dict()
+
+
+def baseline(config: DenseNetConfig, choice: str) -> tuple[str, ResNetConfig]:
+    """The ResNet a baseline choice names for this DenseNet, and its preset name (cached per config)."""
+    name, chosen = _baseline(config_key(config), choice)
+    return name, config_from_dict(chosen)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _analyze(config_json: str, input_size: int, batch_size: int, dtype_name: str):
+    from ..analysis.closed_form import analyze
+
+    config = config_from_dict(json.loads(config_json))
+    return analyze(config, input_size=input_size, batch_size=batch_size, dtype=DTYPES[dtype_name])
+
+
+def analysis(state: AppState, config: DenseNetConfig | ResNetConfig | None = None):
+    """The analysis report of the state's model (or of `config` at the state's input, batch and dtype)."""
+    config = state.config if config is None else config
+    return _analyze(config_key(config), state.input_size, state.batch_size, state.dtype_name)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _sweeps(config_json: str, input_size: int, batch_size: int, dtype_name: str) -> dict[str, pd.DataFrame]:
+    config, dtype = config_from_dict(json.loads(config_json)), DTYPES[dtype_name]
+    return {
+        "growth": series.sweep_growth(config, input_size, batch_size, dtype),
+        "depth": series.sweep_depth(config, input_size, batch_size, dtype),
+        "resnets": series.resnet_family(config, input_size, batch_size, dtype),
+    }
+
+
+def sweeps(state: AppState) -> dict[str, pd.DataFrame]:
+    """The growth-rate sweep, the depth sweep and the ResNet reference points (cached)."""
+    return _sweeps(config_key(state.config), state.input_size, state.batch_size, state.dtype_name)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _block_memory_growth(config_json: str, input_size: int, batch_size: int, dtype_name: str) -> pd.DataFrame:
+    config = config_from_dict(json.loads(config_json))
+    return series.block_memory_growth(config, input_size, batch_size, DTYPES[dtype_name])
+
+
+def block_memory_growth(state: AppState) -> pd.DataFrame:
+    """Plain vs memory-efficient training memory of the model's first block as its layers grow (cached)."""
+    return _block_memory_growth(config_key(state.config), state.input_size, state.batch_size, state.dtype_name)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _largest_batches(config_json: str, input_size: int, budget_gib: float, dtype_name: str) -> pd.DataFrame:
+    config = config_from_dict(json.loads(config_json))
+    return series.largest_batches(config, input_size, budget_gib, DTYPES[dtype_name])
+
+
+def largest_batches(state: AppState, budget_gib: float) -> pd.DataFrame:
+    """The largest batch per mode that fits in budget_gib GiB (cached)."""
+    return _largest_batches(config_key(state.config), state.input_size, float(budget_gib), state.dtype_name)
+
+
+def comparison(state: AppState) -> pd.DataFrame:
+    """The DenseNet and its baseline side by side (series.comparison_table of both cached reports)."""
+    return series.comparison_table(analysis(state), analysis(state, state.baseline))
+
+
+def measured_trade(state: AppState, run: bool) -> pd.DataFrame | None:
+    """The measured plain-vs-efficient trade for this state: measured on the worker pool if asked.
+
+    Kept in session state per config, input, batch and device, so it survives reruns but is measured
+    only on request (it trains real models), and refused up front when over the compute budget.
+    """
+    key = (config_key(state.config), state.input_size, state.batch_size, state.device)
+    results = dict(st.session_state.get(keys.MEASURED_TRADE, {}))
+    if run:
+        from ..analysis.cost import trade_seconds
+        from ..lab import tasks
+
+        seconds = trade_seconds(state.config, state.input_size, state.batch_size, work.calibration())
+        work.refuse_over_budget(seconds, f"Measuring the trade for {state.title} at batch {state.batch_size}",
+                                "Choose a smaller batch size or input size, or fewer layers.")
+        try:
+            measured = work.run_job(("trade", *key), tasks.measure_trade,
+                                    (state.config, state.input_size, state.batch_size, state.device),
+                                    "Measuring the trade", deadline=work.deadline_s(seconds))
+            if measured is not None:
+                results = {key: measured}  # one measurement per session: the latest
+        except torch.OutOfMemoryError as exc:
+            report_out_of_memory(exc, f"measuring {state.title} on {state.device}")
+        except (ValueError, MemoryError) as exc:
+            st.error(f"Not measured: {exc}")
+        st.session_state[keys.MEASURED_TRADE] = results
+    return results.get(key)
+
+
+@dataclass(frozen=True)
+class BuiltModel:
+    """A model shared by every session (never mutate it; None when a worker built it), with how long its
+    build took."""
+
+    model: nn.Module | None
+    seconds: float
+    device: str
+    class_name: str
+
+
+@st.cache_resource(max_entries=2, ttl=3600, show_spinner=False)
+def _build(config_json: str, device: str, dtype_name: str) -> BuiltModel:
+    start = time.perf_counter()
+    model = build_model(config_from_dict(json.loads(config_json)), device=device).to(DTYPES[dtype_name]).eval()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return BuiltModel(model, seconds, str(next(model.parameters()).device), type(model).__name__)
+
+
+def refuse_if_too_big(state: AppState, batch_size: int | None = None, dtype_name: str | None = None) -> None:
+    """Stop the page with st.error, before anything is allocated, when the model's weights and one forward
+    pass (at the state's batch and dtype unless given) cannot fit in the device's free memory."""
+    batch = state.batch_size if batch_size is None else batch_size
+    report = _analyze(config_key(state.config), state.input_size, batch, dtype_name or state.dtype_name)
+    needed = report.memory.weight_bytes + report.memory.inference_bytes
+    try:
+        check_fits(needed, state.device, what=f"{state.title} (weights + one forward pass at batch {batch})")
+    except MemoryError as exc:
+        st.error(f"Not built: {exc}")
+        st.stop()
+
+
+def built_model(state: AppState) -> BuiltModel:
+    """The real model on the chosen device: refused with st.error if it cannot fit there or its build is over the
+    compute budget; built here (cached) when quick, else timed on the worker pool (the page shows the timing)."""
+    from ..analysis.cost import build_seconds
+    from ..lab import tasks
+
+    refuse_if_too_big(state)
+    seconds = build_seconds(state.config, work.calibration())
+    work.refuse_over_budget(seconds, f"Building {state.title} ({state.config.depth} layers)",
+                            "Choose fewer layers per block, a smaller growth rate or fewer initial features.")
+    try:
+        if seconds < work.INLINE_S:
+            return _build(config_key(state.config), state.device, state.dtype_name)
+        timed = work.run_job(("build", config_key(state.config), state.device, state.dtype_name), tasks.build_seconds,
+                             (state.config, state.device, state.dtype), "Building the model",
+                             deadline=work.deadline_s(seconds))
+        if timed is None:
+            st.stop()
+        return BuiltModel(None, *timed, class_name=type(state.config).__name__.removesuffix("Config"))
+    except torch.OutOfMemoryError as exc:  # the estimate fitted, but the device's memory ran out anyway
+        report_out_of_memory(exc, f"building {state.title} on {state.device}")
+        st.stop()
+
+
+@st.cache_resource(max_entries=2, show_spinner="Building the model…")
+def _random_model(config_json: str, device: str) -> nn.Module:
+    """Shared by all sessions: eval mode, frozen, seeded; capture_features never changes it."""
+    return fx.inference_model(config_from_dict(json.loads(config_json)), device)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _random_features(config_json: str, device: str, path: str, digest: str, _x: torch.Tensor):
+    config = config_from_dict(json.loads(config_json))
+    spec = next(s for s in fx.selectable_layers(config, _x.shape[-1]) if s.path == path)
+    return fx.compute_feature_map(_random_model(config_json, device), _x, config, spec)
+
+
+def random_features(config: DenseNetConfig, device: str, path: str, x: torch.Tensor):
+    """Feature maps and logits of the seeded random model at layer `path` for input x (cached by x's digest)."""
+    digest = hashlib.sha256(x.numpy().tobytes()).hexdigest()
+    return _random_features(config_key(config), device, path, digest, x)
+
+
+@st.cache_data(max_entries=2, show_spinner="Loading scikit-learn's digits…")
+def digits(size: int, test_fraction: float, seed: int) -> DigitsData:
+    """scikit-learn's digits as lab.training.digits_data splits them: loaded once, for every page."""
+    return digits_data(size, test_fraction, seed)
+
+
+# Every cache that holds a model or its outputs: what free_memory empties after an out-of-memory error.
+MODEL_CACHES = (_build, _random_model, _random_features)
+
+
+def free_memory() -> None:
+    """After an out-of-memory error: drop every cached model (shared caches and this session's loaded
+    weights) and return the allocator's cached blocks."""
+    for cache in MODEL_CACHES:
+        cache.clear()
+    st.session_state.pop(keys.LOADED_WEIGHTS, None)
+    gc.collect()
+    torch.cuda.empty_cache()  # a no-op unless CUDA has been initialised
+
+
+def report_out_of_memory(exc: BaseException, what: str) -> None:
+    """Free what can be freed and say on the page what ran out (the caller decides whether to stop)."""
+    free_memory()
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    st.error(
+        f"Out of memory while {what}: {first_line}. The cached models and the device's cached memory were "
+        "freed; choose a smaller batch size, input size or model, or turn on the memory-efficient mode."
+    )
