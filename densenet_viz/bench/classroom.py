@@ -48,7 +48,7 @@ SLIDER_KEY = "growth_rate"
 K_CHOICES = [k for k in range(12, 65) if k != 32]  # around the default k = 32, never the default itself
 FIRST_K0 = 64  # student i opens ?k0=FIRST_K0+1+i: no two students share a model
 START_TIMEOUT_S = 180
-GIB, MIB = 2**30, 2**20
+GIB = 2**30
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -293,11 +293,12 @@ def _stats(results: list[RunResult]) -> list[str]:
 
 
 def _server_cells(server: dict[str, float] | None) -> list[str]:
-    """Server CPU seconds and RSS at the end (process + children), or n/a for a deployment given by --url."""
+    """Server CPU seconds (process + children), the server's RSS and its workers' RSS at the end, or n/a for a
+    deployment given by --url."""
     if server is None:
-        return ["n/a", "n/a"]
-    children = f" + {server['child_rss'] / MIB:.0f} MiB in {int(server['children'])}" if server["children"] else ""
-    return [f"{server['cpu']:.1f}", f"{server['rss'] / GIB:.2f}{children}"]
+        return ["n/a", "n/a", "n/a"]
+    workers = f"{server['child_rss'] / GIB:.2f} in {int(server['children'])}" if server["children"] else "0"
+    return [f"{server['cpu']:.1f}", f"{server['rss'] / GIB:.2f}", workers]
 
 
 def report(opts: Options, results: list[RunResult], wall: float, load: tuple[tuple[float, ...], tuple[float, ...]],
@@ -313,7 +314,7 @@ def report(opts: Options, results: list[RunResult], wall: float, load: tuple[tup
         arrival, think = f"{opts.arrival:g} s", f"{opts.think_min:g}-{opts.think_max:g} s"
     summary = markdown_table(
         ["students", "arrival", "think", "reruns", "reruns/s", "exception boxes", "failed/unfinished",
-         "no sidebar", "server CPU s", "server RSS GiB", "load avg start", "load avg end"],
+         "no sidebar", "server CPU s", "server RSS GiB", "workers RSS GiB", "load avg start", "load avg end"],
         [[who, arrival, think, str(len(results)), f"{sum(r.finished for r in results) / wall:.2f}",
           str(len(exceptions)), str(sum(not r.finished for r in every)),
           str(sum(r.missing == SLIDER_KEY for r in every)), *_server_cells(server),
