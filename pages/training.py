@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from densenet_viz.app import keys, work
-from densenet_viz.app.caches import digits
+from densenet_viz.app.caches import digits, training_curves
 from densenet_viz.app.ui import get_state, lesson_controls
 from densenet_viz.lab import features as fx
 from densenet_viz.lab import tasks, training
@@ -50,7 +50,7 @@ if start:
         result, weights = partial
         run.history.append(result)
         run.states[result.model] = weights
-        live.plotly_chart(fc.training_curves_figure(run.history), key=f"train_live_{len(run.history)}")
+        live.plotly_chart(training_curves(run), key=f"train_live_{len(run.history)}")
 
     finished = work.run_job(("train", settings), tasks.train_digits, (settings,), "Training",
                             deadline=training.EPOCH_DEADLINE_S * settings.epochs, on_partial=show_epoch)
@@ -67,7 +67,7 @@ done = min(r.epoch for r in run.final().values())
 if done < run.settings.epochs:
     st.warning(f"Training stopped after epoch {done} of {run.settings.epochs}; the results below are from there.")
 
-st.plotly_chart(fc.training_curves_figure(run.history), key="train_curves")
+st.plotly_chart(training_curves(run), key="train_curves")
 final = run.final()
 table = pd.DataFrame(
     {

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 from torch import nn
@@ -17,9 +18,10 @@ from torch import nn
 from ..analysis.budget import check_fits
 from ..analysis.report import DTYPES
 from ..lab import features as fx
-from ..lab.training import DigitsData, digits_data
+from ..lab.training import DigitsData, EpochResult, TrainedRun, TrainSettings, digits_data
 from ..models.build import build_model
 from ..models.config import DenseNetConfig, ResNetConfig, config_from_dict
+from ..viz import feature_charts as fc
 from ..viz import series
 from . import keys, work
 from . import settings as us
@@ -200,10 +202,24 @@ def random_features(config: DenseNetConfig, device: str, path: str, x: torch.Ten
     return _random_features(config_key(config), device, path, digest, x)
 
 
-@st.cache_data(max_entries=2, show_spinner="Loading scikit-learn's digits…")
+# A shared resource, not cache_data: a copy per session and rerun cost more than the page's own work.
+@st.cache_resource(max_entries=2, show_spinner="Loading scikit-learn's digits…")
 def digits(size: int, test_fraction: float, seed: int) -> DigitsData:
-    """scikit-learn's digits as lab.training.digits_data splits them: loaded once, for every page."""
+    """scikit-learn's digits as lab.training.digits_data splits them: loaded once, shared by every page and
+    session (read-only)."""
     return digits_data(size, test_fraction, seed)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _training_curves(settings: TrainSettings, epochs_done: int, _history: tuple[EpochResult, ...]) -> go.Figure:
+    return fc.training_curves_figure(list(_history))
+
+
+def training_curves(run: TrainedRun) -> go.Figure:
+    """The training curves of a run so far: built once per settings and epoch count, shared by every session
+    waiting on the same (deterministic) run; never mutate it. Thirty sessions drawing their own copy each
+    epoch cost more CPU than the training itself."""
+    return _training_curves(run.settings, len(run.history), tuple(run.history))
 
 
 # Every cache that holds a model or its outputs: what free_memory empties after an out-of-memory error.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -135,7 +136,10 @@ def run_job(key: Hashable, fn: Callable, args: tuple, what: str, deadline: float
             if status.finished:
                 break
             bar.progress(status.fraction, text=_label(status, what, pool.size))  # also where a Stop lands
-            status = pool.wait(key, POLL_S) or status
+            # A fixed cadence, not a wake-up per change: a job reports every batch, and thirty sessions
+            # redrawing at that rate would take the server's core from everyone else.
+            time.sleep(POLL_S)
+            status = pool.status(key) or status
     finally:
         pool.release(key, owner)  # a rerun, Stop or a closed session ends up here too
         bar.empty()
