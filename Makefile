@@ -19,7 +19,7 @@ $(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(VENV)/bin/python
 # `make run ADDRESS=0.0.0.0` serves the machine's network (a classroom LAN), not only this machine.
 ADDRESS ?= 127.0.0.1
 run: $(VENV)/.run-deps
-	$(PY) -m streamlit run app.py --server.address $(ADDRESS) --server.port $${PORT:-8501}
+	$(PY) -m densenet_viz.app.launch --server.address $(ADDRESS) --server.port $${PORT:-8501}
 
 # Several app processes behind HAProxy (cookie affinity): `make serve REPLICAS=4 PORT=8600 ADDRESS=0.0.0.0`.
 REPLICAS ?= $(shell nproc 2>/dev/null || echo 2)

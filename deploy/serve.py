@@ -40,7 +40,7 @@ _PR_SET_PDEATHSIG = 1
 
 def replica_command(port: int, python: str = sys.executable) -> list[str]:
     """The command of one replica: `make run`'s flags on an internal loopback port."""
-    return [python, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1", "--server.port", str(port)]
+    return [python, "-m", "densenet_viz.app.launch", "--server.address", "127.0.0.1", "--server.port", str(port)]
 
 
 def free_ports(count: int) -> list[int]:

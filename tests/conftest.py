@@ -95,7 +95,7 @@ def rss_bytes(pid: int) -> tuple[int, int]:
 
 @dataclass
 class Server:
-    """A running `streamlit run app.py`: its base URL, process and log file."""
+    """A running app as `make run` starts it (densenet_viz.app.launch): its base URL, process and log file."""
 
     url: str
     process: subprocess.Popen
@@ -124,7 +124,7 @@ def _start_server(log_name: str) -> Server:
     ARTIFACTS.mkdir(exist_ok=True)
     log = ARTIFACTS / log_name
     cmd = [
-        sys.executable, "-m", "streamlit", "run", "app.py",
+        sys.executable, "-m", "densenet_viz.app.launch",  # as `make run` starts it
         "--server.address", "127.0.0.1",
         "--server.port", str(port),
         "--server.headless", "true",
@@ -160,7 +160,7 @@ def _stop_server(server: Server) -> None:
 
 @pytest.fixture(scope="session")
 def app_server() -> Iterator[Server]:
-    """`python -m streamlit run app.py` on 127.0.0.1 and a free port, up until the session ends."""
+    """The app as `make run` starts it, on 127.0.0.1 and a free port, up until the session ends."""
     server = _start_server("streamlit-server.log")
     try:
         yield server

@@ -120,7 +120,7 @@ def test_the_dockerfile_runs_as_non_root_with_cpu_torch_and_a_health_check():
     assert re.search(r"^HEALTHCHECK .*\n?.*" + re.escape(HEALTH), DOCKERFILE, re.M)
     assert "download.pytorch.org/whl/cpu" in DOCKERFILE
     cmd = re.search(r"^CMD (\[.*\])", DOCKERFILE, re.M).group(1)
-    assert '"streamlit", "run", "app.py", "--server.address", "0.0.0.0"' in cmd
+    assert '"-m", "densenet_viz.app.launch", "--server.address", "0.0.0.0"' in cmd
     torch_pin = re.search(r"^torch==(\S+)", (ROOT / "requirements.txt").read_text(), re.M).group(1)
     assert f"torch=={torch_pin}" in DOCKERFILE  # the image's torch is the one the project pins
 
