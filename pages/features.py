@@ -1,6 +1,5 @@
 """Feature maps: what every unit of the real DenseNet computes from an image, channel by channel."""
 
-import hashlib
 import inspect
 import json
 
@@ -8,7 +7,7 @@ import streamlit as st
 import torch
 
 from densenet_viz.app import keys, work
-from densenet_viz.app.caches import digits, random_features, refuse_if_too_big, report_out_of_memory
+from densenet_viz.app.caches import digits, image_digest, random_features, refuse_if_too_big, report_out_of_memory
 from densenet_viz.app.state import config_key
 from densenet_viz.app.ui import get_state, lesson_controls
 from densenet_viz.app.uploads import warn_if_upload_lost
@@ -147,10 +146,9 @@ try:
         if model is None and seconds < work.INLINE_S:
             fmap, logits = random_features(config, device, path, x)
         elif model is None:  # a big model: built and run on the worker pool, shared by identical requests
-            digest = hashlib.sha256(x.numpy().tobytes()).hexdigest()
-            found = work.run_job(("features", config_key(config), device, path, digest), tasks.random_feature_map,
-                                 (config, device, path, x), "Building the model and running the image",
-                                 deadline=work.deadline_s(seconds))
+            key = ("features", config_key(config), device, path, image_digest(x))
+            found = work.run_job(key, tasks.random_feature_map, (config, device, path, x),
+                                 "Building the model and running the image", deadline=work.deadline_s(seconds))
             if found is None:
                 st.stop()
             fmap, logits = found

@@ -27,9 +27,10 @@ def cpu_seconds(pid: int) -> float | None:
 def wait_done(pool: jobs.JobPool, key, timeout: float = 120) -> jobs.JobStatus:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        status = pool.wait(key, 0.2)
+        status = pool.status(key)
         if status is not None and status.finished:
             return status
+        time.sleep(0.05)
     pytest.fail(f"job {key!r} did not finish in {timeout} s")
 
 

@@ -162,11 +162,10 @@ def refuse_if_too_big(state: AppState, batch_size: int | None = None, dtype_name
 def built_model(state: AppState) -> BuiltModel:
     """The real model on the chosen device: refused with st.error if it cannot fit there or its build is over the
     compute budget; built here (cached) when quick, else timed on the worker pool (the page shows the timing)."""
-    from ..analysis.cost import build_seconds
     from ..lab import tasks
 
     refuse_if_too_big(state)
-    seconds = build_seconds(state.config, work.calibration())
+    seconds = work.build_cost(state.config)
     work.refuse_over_budget(seconds, f"Building {state.title} ({state.config.depth} layers)",
                             "Choose fewer layers per block, a smaller growth rate or fewer initial features.")
     try:
@@ -196,10 +195,14 @@ def _random_features(config_json: str, device: str, path: str, digest: str, _x: 
     return fx.compute_feature_map(_random_model(config_json, device), _x, config, spec)
 
 
+def image_digest(x: torch.Tensor) -> str:
+    """A text key for an input batch: equal images give equal keys (caches and shared pool jobs use it)."""
+    return hashlib.sha256(x.numpy().tobytes()).hexdigest()
+
+
 def random_features(config: DenseNetConfig, device: str, path: str, x: torch.Tensor):
     """Feature maps and logits of the seeded random model at layer `path` for input x (cached by x's digest)."""
-    digest = hashlib.sha256(x.numpy().tobytes()).hexdigest()
-    return _random_features(config_key(config), device, path, digest, x)
+    return _random_features(config_key(config), device, path, image_digest(x), x)
 
 
 # A shared resource, not cache_data: a copy per session and rerun cost more than the page's own work.

@@ -243,14 +243,6 @@ class JobPool:
             job = self._active.get(key) or self._finished.get(key)
             return None if job is None else self._status(job)
 
-    def wait(self, key: Hashable, timeout: float) -> JobStatus | None:
-        """Block up to `timeout` seconds for the job to change, then return its status."""
-        with self._lock:
-            job = self._active.get(key)
-            if job is not None:
-                self._lock.wait(timeout)
-            return self.status(key)
-
     def release(self, key: Hashable, owner: Hashable) -> None:
         """`owner` no longer waits for `key`; a job nobody waits for is dropped from the queue or cancelled."""
         with self._lock:
