@@ -7,7 +7,14 @@ import streamlit as st
 import torch
 
 from densenet_viz.app import keys, work
-from densenet_viz.app.caches import digits, image_digest, random_features, refuse_if_too_big, report_out_of_memory
+from densenet_viz.app.caches import (
+    digits,
+    image_digest,
+    random_features,
+    refuse_if_too_big,
+    report_out_of_memory,
+    sample_input,
+)
 from densenet_viz.app.state import config_key
 from densenet_viz.app.ui import get_state, lesson_controls
 from densenet_viz.app.uploads import warn_if_upload_lost
@@ -20,11 +27,6 @@ DIGIT_KEY, LAYER_KEY, CHANNELS_KEY = keys.FM_DIGIT, keys.FM_LAYER, keys.FM_CHANN
 WFILE_KEY, HUB_KEY, LOADED_KEY = keys.FM_WEIGHTS_FILE, keys.FM_HUB_FILE, keys.LOADED_WEIGHTS
 RANDOM, TRAINED, LOADED = "Random initialization", "Trained in this app (digits)", "Loaded state dict"
 SAMPLE, UPLOAD, DIGIT = "Sample image", "Upload", "Digit (held-out test set)"
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def sample_image(name: str) -> images.DecodedImage:
-    return images.load_sample(name)
 
 
 def loaded_model(config, device):
@@ -103,10 +105,11 @@ try:
         x, display = data.x_test[index : index + 1], data.test_images[index]
         notes = [f"label {int(data.y_test[index])}"]
     else:
+        crop = 0.875 if mode == LOADED and config.stem == "imagenet" else 1.0  # torchvision's resize 256, crop 224
         if source == SAMPLE:
             name = left.selectbox("Sample (bundled with scikit-image)", list(images.SAMPLE_IMAGES), key=SAMPLE_KEY,
                                   format_func=images.SAMPLE_IMAGES.get)
-            decoded = sample_image(name)
+            pre, notes = sample_input(name, size, config.in_channels, crop)
         else:
             upload = left.file_uploader(f"Image ({images.ALLOWED_TEXT}, up to {images.MAX_UPLOAD_MIB} MiB)",
                                         type=list(images.UPLOAD_EXTENSIONS), key=UPLOAD_KEY,
@@ -116,9 +119,8 @@ try:
                 st.info("Upload an image to see its feature maps.")
                 st.stop()
             decoded = images.decode_upload(upload.getvalue(), upload.name)
-        crop = 0.875 if mode == LOADED and config.stem == "imagenet" else 1.0  # torchvision's resize 256, crop 224
-        pre = images.preprocess(decoded.image, size, config.in_channels, crop)
-        x, display, notes = pre.tensor, pre.display, decoded.notes
+            pre, notes = images.preprocess(decoded.image, size, config.in_channels, crop), decoded.notes
+        x, display = pre.tensor, pre.display
 except ValueError as exc:
     st.error(f"This image cannot be used: {exc}")
     st.stop()

@@ -4,6 +4,7 @@ choosing a baseline never builds a model."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 import torch
@@ -13,6 +14,9 @@ from ..models.plan import min_input_size
 from .closed_form import analyze
 
 
+# Configs are frozen (hashable): a baseline match, run for every new config a student tries, then counts only
+# the new DenseNet; the candidate ResNets' counts are remembered.
+@functools.lru_cache(maxsize=1024)
 def count_params(config: DenseNetConfig | ResNetConfig) -> int:
     """Parameters of the model a config describes, in closed form (no model is built)."""
     # Parameters do not depend on the input size: the smallest one the downsampling allows is the cheapest.

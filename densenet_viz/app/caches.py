@@ -18,6 +18,7 @@ from torch import nn
 from ..analysis.budget import check_fits
 from ..analysis.report import DTYPES
 from ..lab import features as fx
+from ..lab.images import Preprocessed, load_sample, preprocess
 from ..lab.training import DigitsData, EpochResult, TrainedRun, TrainSettings, digits_data
 from ..models.build import build_model
 from ..models.config import DenseNetConfig, ResNetConfig, config_from_dict
@@ -188,7 +189,8 @@ def _random_model(config_json: str, device: str) -> nn.Module:
     return fx.inference_model(config_from_dict(json.loads(config_json)), device)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+# Shared, not copied: cache_data pickled every map in and out, on every rerun that showed one.
+@st.cache_resource(max_entries=64, show_spinner=False)
 def _random_features(config_json: str, device: str, path: str, digest: str, _x: torch.Tensor):
     config = config_from_dict(json.loads(config_json))
     spec = next(s for s in fx.selectable_layers(config, _x.shape[-1]) if s.path == path)
@@ -201,8 +203,16 @@ def image_digest(x: torch.Tensor) -> str:
 
 
 def random_features(config: DenseNetConfig, device: str, path: str, x: torch.Tensor):
-    """Feature maps and logits of the seeded random model at layer `path` for input x (cached by x's digest)."""
+    """Feature maps and logits of the seeded random model at layer `path` for input x (cached by x's digest;
+    shared by every session: never mutate them)."""
     return _random_features(config_key(config), device, path, image_digest(x), x)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def sample_input(name: str, size: int, in_channels: int, crop: float) -> tuple[Preprocessed, tuple[str, ...]]:
+    """A bundled sample image preprocessed for a model, and its notes: shared by every session (read-only)."""
+    decoded = load_sample(name)
+    return preprocess(decoded.image, size, in_channels, crop), tuple(decoded.notes)
 
 
 # A shared resource, not cache_data: a copy per session and rerun cost more than the page's own work.

@@ -9,6 +9,7 @@ in app/caches.py, the state type in app/state.py.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from pathlib import Path
 from typing import Any
@@ -337,8 +338,13 @@ def plot(fig, key: str) -> None:
     st.plotly_chart(fig, key=key, theme="streamlit", config={"displaylogo": False})
 
 
+@functools.lru_cache(maxsize=64)
+def _source(obj: Any) -> str:
+    return inspect.getsource(obj)  # reads and tokenises the file: ~15 ms, on every rerun of a page without this
+
+
 def show_code(*objects: Any, label: str = "Show the code behind this") -> None:
     """An expander with the real source of the classes or functions a figure comes from."""
     with st.expander(label):
         for obj in objects:
-            st.code(inspect.getsource(obj), language="python")
+            st.code(_source(obj), language="python")

@@ -20,7 +20,8 @@ def build_model(config: DenseNetConfig | ResNetConfig, device: str | torch.devic
         cls = ResNet
     else:
         raise ValueError(f"config must be a DenseNetConfig or ResNetConfig, got {type(config).__name__}")
+    if dev == torch.get_default_device():
+        return cls(config)  # a device context would route every op of the build through __torch_function__
     # Building directly on the target device skips a CPU copy; meta builds cost no memory at all.
     with dev:
-        model = cls(config)
-    return model
+        return cls(config)
