@@ -22,11 +22,12 @@ try:
 except ValueError as exc:
     ui.stop_with_error(str(exc))
 built = caches.built_model(state)  # refuses (st.error) a model too big for the device, before building it
-st.success(
-    f"Built `{built.class_name}` with {format_count(report.params)} parameters on **{built.device}** "
-    f"in {built.seconds:.2f} s when first built. The model stays cached for an hour, so coming back to this page "
-    "with the same settings shows it without building it again."
-)
+if built is not None:
+    st.success(
+        f"Built `{built.class_name}` with {format_count(report.params)} parameters on **{built.device}** in "
+        f"{built.seconds:.2f} s, in one of this server's worker processes; students who ask for the same model "
+        "share that build, so coming back with the same settings shows it at once."
+    )
 
 st.subheader("Summary")
 row1, row2 = st.columns(4), st.columns(4)

@@ -7,14 +7,7 @@ import streamlit as st
 import torch
 
 from densenet_viz.app import keys, work
-from densenet_viz.app.caches import (
-    digits,
-    image_digest,
-    random_features,
-    refuse_if_too_big,
-    report_out_of_memory,
-    sample_input,
-)
+from densenet_viz.app.caches import digits, image_digest, refuse_if_too_big, report_out_of_memory, sample_input
 from densenet_viz.app.state import config_key
 from densenet_viz.app.ui import get_state, lesson_controls
 from densenet_viz.app.uploads import warn_if_upload_lost
@@ -144,17 +137,15 @@ seconds = work.forward_cost(config, size, build=model is None)
 work.refuse_over_budget(seconds, f"One {size}×{size} image through this {config.depth}-layer model",
                         work.FORWARD_ADVICE)
 try:
-    with st.spinner("Running the model…"):
-        if model is None and seconds < work.INLINE_S:
-            fmap, logits = random_features(config, device, path, x)
-        elif model is None:  # a big model: built and run on the worker pool, shared by identical requests
-            key = ("features", config_key(config), device, path, image_digest(x))
-            found = work.run_job(key, tasks.random_feature_map, (config, device, path, x),
-                                 "Building the model and running the image", deadline=work.deadline_s(seconds))
-            if found is None:
-                st.stop()
-            fmap, logits = found
-        else:
+    if model is None:  # the seeded random model, built and run on the worker pool, shared by identical requests
+        key = ("features", config_key(config), device, path, image_digest(x))
+        found = work.run_job(key, tasks.random_feature_map, (config, device, path, x),
+                             "Building the model and running the image", deadline=work.deadline_s(seconds))
+        if found is None:
+            st.stop()
+        fmap, logits = found
+    else:
+        with st.spinner("Running the model…"):
             fmap, logits = fx.compute_feature_map(model, x, config, spec, with_logits=True)
 except torch.OutOfMemoryError as exc:  # a subclass of RuntimeError: free memory before saying so
     report_out_of_memory(exc, f"running the model on {device}")

@@ -236,3 +236,15 @@ def page(browser_context):
         yield tab
     finally:
         tab.close()
+
+
+@pytest.fixture
+def in_process_pool(monkeypatch):
+    """A job pool without worker processes: its jobs run in a thread of this process, where a test's patches apply
+    (a worker's result or exception reaches the page the same way)."""
+    from densenet_viz.app import work
+
+    monkeypatch.setenv("DENSENET_VIZ_WORKERS", "0")
+    work.job_pool.clear()
+    yield
+    work.job_pool.clear()  # back to worker processes for the tests after this one

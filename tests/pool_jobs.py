@@ -24,3 +24,17 @@ def spin(seconds: float, checking: bool, *, progress) -> float:
 def fail(*, progress) -> None:
     """Raise a ValueError with a known message."""
     raise ValueError("no good")
+
+
+def out_of_memory(*, progress) -> None:
+    """Raise what CUDA raises when it runs out of memory."""
+    import torch
+
+    raise torch.OutOfMemoryError("CUDA out of memory (simulated by the test)")
+
+
+def models_kept(*, progress) -> int:
+    """How many models this worker keeps for the feature-map jobs."""
+    from densenet_viz.lab import tasks
+
+    return tasks._inference_model.cache_info().currsize

@@ -383,14 +383,12 @@ HUGE = {"preset": "densenet264", "k": "128", "size": "1024", "batch": "1024"}  #
 
 
 def test_a_model_bigger_than_free_memory_is_refused_before_anything_is_allocated(monkeypatch):
-    import densenet_viz.app.caches as caches
     from densenet_viz.analysis.budget import free_memory_bytes
     from densenet_viz.analysis.closed_form import analyze
     from densenet_viz.app.settings import config_from_settings, settings_from_query
 
     built = []
-    monkeypatch.setattr(caches, "build_model", lambda *a, **k: built.append(a) or pytest.fail("build_model was called"))
-    caches._build.clear()
+    monkeypatch.setattr(work, "run_job", lambda *a, **k: built.append(a) or pytest.fail("a build was started"))
     at = _app(HUGE).run()
     assert not at.exception, [e.value for e in at.exception]
     config = config_from_settings(settings_from_query(HUGE).settings)
@@ -442,36 +440,29 @@ def _assert_oom_explained(at: AppTest, emptied: list[bool]) -> None:
     assert emptied, "torch.cuda.empty_cache() was not called after the out-of-memory error"
 
 
-def test_an_out_of_memory_while_building_is_caught_the_cache_cleared_and_explained(monkeypatch, emptied):
+def test_an_out_of_memory_while_building_is_caught_and_explained(monkeypatch, emptied, in_process_pool):
     """Simulated on the CPU: the build raises torch.OutOfMemoryError (what CUDA raises)."""
-    import densenet_viz.app.caches as caches
+    import densenet_viz.models.build
 
-    monkeypatch.setattr(caches, "build_model", _oom)
-    caches._build.clear()
+    monkeypatch.setattr(densenet_viz.models.build, "build_model", _oom)
     _assert_oom_explained(_app({"preset": "densenet_bc_100_12", "k": "11"}).run(), emptied)
 
 
-def test_an_out_of_memory_while_drawing_feature_maps_is_caught_and_explained(monkeypatch, emptied):
+def test_an_out_of_memory_while_drawing_feature_maps_is_caught_and_explained(monkeypatch, emptied, in_process_pool):
     from densenet_viz.lab import features as fx
 
     monkeypatch.setattr(fx, "compute_feature_map", _oom)
-    st_cache_clear()
     _assert_oom_explained(_feature_page(), emptied)
 
 
-def test_an_out_of_memory_while_measuring_the_trade_is_caught_and_explained(monkeypatch, emptied):
+def test_an_out_of_memory_while_measuring_the_trade_is_caught_and_explained(monkeypatch, emptied, in_process_pool):
+    from apptest_helpers import open_page  # its AppTest patch keeps a button's click across the page switch
+
     import densenet_viz.analysis.trade as perf
 
     monkeypatch.setattr(perf, "measure_trade", _oom)
-    # The measurement runs on the worker pool: with no worker processes it runs in a thread of this process,
-    # where the patch above applies (the worker's exception reaches the page the same way).
-    monkeypatch.setenv("DENSENET_VIZ_WORKERS", "0")
-    work.job_pool.clear()
-    from apptest_helpers import open_page  # its AppTest patch keeps a button's click across the page switch
-
     at = open_page("memory", {"preset": "densenet_bc_100_12", "blocks": "2-2-2"})
     at.button(key="memory_measure_trade").click().run()
-    work.job_pool.clear()  # back to worker processes for the tests after this one
     _assert_oom_explained(at, emptied)
     said = " ".join(e.value for e in at.error)
     assert "Out of memory" in said and "20.00 GiB" in said, said
@@ -484,43 +475,18 @@ def st_cache_clear() -> None:
     st.cache_resource.clear()
 
 
-def test_an_out_of_memory_frees_every_cached_model(monkeypatch, emptied):
-    """An out-of-memory error on one page frees the models every page holds: the Build page's model, the
-    Feature maps page's random model (and its cached maps) and this session's loaded weights."""
-    import streamlit as st
+def test_an_out_of_memory_frees_the_sessions_loaded_weights(monkeypatch, emptied, in_process_pool):
+    """Models live in the pool's workers (tests/test_jobs.py: a worker drops its own after such an error); what
+    this process holds for a session, its loaded weights, goes too."""
     from apptest_helpers import open_page
 
     import densenet_viz.analysis.trade as perf
-    import densenet_viz.app.caches as caches
     from densenet_viz.app import keys
-    from densenet_viz.lab import features as fx
 
-    built: dict[str, int] = {"build": 0, "features": 0}
-
-    def counting(name, real):
-        def wrapper(*args, **kwargs):
-            built[name] += 1
-            return real(*args, **kwargs)
-        return wrapper
-
-    monkeypatch.setattr(caches, "build_model", counting("build", caches.build_model))
-    monkeypatch.setattr(fx, "inference_model", counting("features", fx.inference_model))
     monkeypatch.setattr(perf, "measure_trade", _oom)
-    monkeypatch.setenv("DENSENET_VIZ_WORKERS", "0")  # the trade runs in this process, where the patch applies
-    st_cache_clear()
-    st.cache_resource.clear()  # the model caches, and the job pool (started again without worker processes)
-    at = open_page("build", {"preset": "densenet_bc_100_12", "blocks": "2-2-2"})
-    at.switch_page("pages/features.py").run()
-    at.switch_page("pages/build.py").run()
-    at.switch_page("pages/features.py").run()
-    assert built == {"build": 1, "features": 1}  # each built once, then served from the cache
+    at = open_page("memory", {"preset": "densenet_bc_100_12", "blocks": "2-2-2"})
     at.session_state[keys.LOADED_WEIGHTS] = ("a state dict", object())
-    at.switch_page("pages/memory.py").run()
+    at.run()
     at.button(key="memory_measure_trade").click().run()
     _assert_oom_explained(at, emptied)
     assert keys.LOADED_WEIGHTS not in at.session_state
-    at.switch_page("pages/features.py").run()
-    at.switch_page("pages/build.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    work.job_pool.clear()  # back to worker processes for the tests after this one
-    assert built == {"build": 2, "features": 2}  # both built again: the out-of-memory error freed them

@@ -109,6 +109,29 @@ def test_an_overdue_job_is_stopped_and_a_failure_reaches_the_waiters(pool):
     assert failed.state == jobs.FAILED and isinstance(failed.error, ValueError) and "no good" in str(failed.error)
 
 
+def test_a_worker_keeps_its_last_model_and_drops_it_after_an_out_of_memory_error(pool):
+    import torch
+
+    from densenet_viz import DenseNetConfig
+    from densenet_viz.lab import features as fx
+    from densenet_viz.lab import tasks
+
+    config = DenseNetConfig(8, (2, 2), 16, stem="cifar", num_classes=10)
+    x = torch.zeros(1, 3, 32, 32)
+    paths = [s.path for s in fx.selectable_layers(config, 32)]
+    for i, path in enumerate(paths[:2]):
+        pool.submit(("maps", path), tasks.random_feature_map, (config, "cpu", path, x), owner="a")
+        fmap, _ = wait_done(pool, ("maps", path)).result
+        assert fmap.ndim == 3
+        pool.submit(("kept", i), pj.models_kept, owner="a")
+        assert wait_done(pool, ("kept", i)).result == 1  # one model, built once for both layers
+    pool.submit("oom", pj.out_of_memory, owner="a")
+    failed = wait_done(pool, "oom")
+    assert failed.state == jobs.FAILED and isinstance(failed.error, torch.OutOfMemoryError)
+    pool.submit(("kept", "after"), pj.models_kept, owner="a")
+    assert wait_done(pool, ("kept", "after")).result == 0
+
+
 def test_without_worker_processes_jobs_run_in_a_thread_and_still_cancel():
     pool = jobs.JobPool(workers=0)
     try:

@@ -175,23 +175,21 @@ def test_an_invalid_combination_shows_the_allowed_range_and_no_traceback(page):
     assert any(re.search(r"compression >= 0\.5", e.value) for e in at.error)
 
 
-def test_the_build_page_says_only_what_its_cache_does(monkeypatch):
-    import streamlit as st
-
-    import densenet_viz.app.caches as caches
+def test_the_build_page_says_only_what_its_shared_build_does(monkeypatch, in_process_pool):
+    import densenet_viz.models.build as build
 
     calls = []
-    real = caches.build_model
-    monkeypatch.setattr(caches, "build_model", lambda *a, **k: calls.append(a) or real(*a, **k))
-    st.cache_resource.clear()
+    real = build.build_model
+    monkeypatch.setattr(build, "build_model", lambda *a, **k: calls.append(a) or real(*a, **k))
     at = open_page("build", CIFAR_QUERY)
     said = at.success[0].value
     for page in ("memory", "features", "build"):
         at.switch_page(f"pages/{page}.py").run()
         assert not at.exception, (page, [e.value for e in at.exception])
-    assert len(calls) == 1 and at.success[0].value == said  # back on Build: the cached model, same build time
-    # Only the Build page uses this model: the page must not promise that other pages reuse it.
-    assert "later pages" not in said and "coming back to this page" in said
+    assert len(calls) == 1 and at.success[0].value == said  # back on Build: the shared build, same build time
+    assert "share that build" in said and "coming back with the same settings" in said
+    second = open_page("build", CIFAR_QUERY)  # another student, same model: no build of its own
+    assert len(calls) == 1 and second.success[0].value == said
 
 
 @pytest.mark.parametrize("impl", ["checkpoint", "recompute_bn"])

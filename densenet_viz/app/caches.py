@@ -1,26 +1,22 @@
-"""What pages compute through Streamlit's caches (analysis reports, sweeps, built models, feature maps, digits),
-the measured trade, and what an out-of-memory error frees."""
+"""What pages compute through Streamlit's caches (analysis reports, sweeps, sample inputs, digits) or on the worker
+pool (built models, feature maps of random models, the measured trade), and what an out-of-memory error frees."""
 
 from __future__ import annotations
 
 import gc
 import hashlib
 import json
-import time
 from dataclasses import dataclass
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 import torch
-from torch import nn
 
 from ..analysis.budget import check_fits
 from ..analysis.report import DTYPES
-from ..lab import features as fx
 from ..lab.images import Preprocessed, load_sample, preprocess
 from ..lab.training import DigitsData, EpochResult, TrainedRun, TrainSettings, digits_data
-from ..models.build import build_model
 from ..models.config import DenseNetConfig, ResNetConfig, config_from_dict
 from ..viz import feature_charts as fc
 from ..viz import series
@@ -128,23 +124,11 @@ def measured_trade(state: AppState, run: bool) -> pd.DataFrame | None:
 
 @dataclass(frozen=True)
 class BuiltModel:
-    """A model shared by every session (never mutate it; None when a worker built it), with how long its
-    build took."""
+    """What building a model took: seconds, the device it landed on, and the model's class name."""
 
-    model: nn.Module | None
     seconds: float
     device: str
     class_name: str
-
-
-@st.cache_resource(max_entries=2, ttl=3600, show_spinner=False)
-def _build(config_json: str, device: str, dtype_name: str) -> BuiltModel:
-    start = time.perf_counter()
-    model = build_model(config_from_dict(json.loads(config_json)), device=device).to(DTYPES[dtype_name]).eval()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    return BuiltModel(model, seconds, str(next(model.parameters()).device), type(model).__name__)
 
 
 def refuse_if_too_big(state: AppState, batch_size: int | None = None, dtype_name: str | None = None) -> None:
@@ -160,52 +144,31 @@ def refuse_if_too_big(state: AppState, batch_size: int | None = None, dtype_name
         st.stop()
 
 
-def built_model(state: AppState) -> BuiltModel:
-    """The real model on the chosen device: refused with st.error if it cannot fit there or its build is over the
-    compute budget; built here (cached) when quick, else timed on the worker pool (the page shows the timing)."""
+def built_model(state: AppState) -> BuiltModel | None:
+    """Build the real model on the chosen device in a worker of the pool (identical requests share one build)
+    and say what it took; refused with st.error if it cannot fit there or is over the compute budget, None
+    (with a message on the page) if the build was stopped."""
     from ..lab import tasks
 
     refuse_if_too_big(state)
     seconds = work.build_cost(state.config)
     work.refuse_over_budget(seconds, f"Building {state.title} ({state.config.depth} layers)",
                             "Choose fewer layers per block, a smaller growth rate or fewer initial features.")
+    # In a worker, not here: building is Python-heavy (a module per layer, an initialiser per weight) and here
+    # it would hold the interpreter lock every other session's page needs; the round trip costs ~10 ms.
     try:
-        if seconds < work.INLINE_S:
-            return _build(config_key(state.config), state.device, state.dtype_name)
         timed = work.run_job(("build", config_key(state.config), state.device, state.dtype_name), tasks.build_seconds,
                              (state.config, state.device, state.dtype), "Building the model",
                              deadline=work.deadline_s(seconds))
-        if timed is None:
-            st.stop()
-        return BuiltModel(None, *timed, class_name=type(state.config).__name__.removesuffix("Config"))
     except torch.OutOfMemoryError as exc:  # the estimate fitted, but the device's memory ran out anyway
         report_out_of_memory(exc, f"building {state.title} on {state.device}")
         st.stop()
-
-
-@st.cache_resource(max_entries=2, show_spinner="Building the model…")
-def _random_model(config_json: str, device: str) -> nn.Module:
-    """Shared by all sessions: eval mode, frozen, seeded; capture_features never changes it."""
-    return fx.inference_model(config_from_dict(json.loads(config_json)), device)
-
-
-# Shared, not copied: cache_data pickled every map in and out, on every rerun that showed one.
-@st.cache_resource(max_entries=64, show_spinner=False)
-def _random_features(config_json: str, device: str, path: str, digest: str, _x: torch.Tensor):
-    config = config_from_dict(json.loads(config_json))
-    spec = next(s for s in fx.selectable_layers(config, _x.shape[-1]) if s.path == path)
-    return fx.compute_feature_map(_random_model(config_json, device), _x, config, spec)
+    return None if timed is None else BuiltModel(*timed, class_name=type(state.config).__name__.removesuffix("Config"))
 
 
 def image_digest(x: torch.Tensor) -> str:
     """A text key for an input batch: equal images give equal keys (caches and shared pool jobs use it)."""
     return hashlib.sha256(x.numpy().tobytes()).hexdigest()
-
-
-def random_features(config: DenseNetConfig, device: str, path: str, x: torch.Tensor):
-    """Feature maps and logits of the seeded random model at layer `path` for input x (cached by x's digest;
-    shared by every session: never mutate them)."""
-    return _random_features(config_key(config), device, path, image_digest(x), x)
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
@@ -235,15 +198,9 @@ def training_curves(run: TrainedRun) -> go.Figure:
     return _training_curves(run.settings, len(run.history), tuple(run.history))
 
 
-# Every cache that holds a model or its outputs: what free_memory empties after an out-of-memory error.
-MODEL_CACHES = (_build, _random_model, _random_features)
-
-
 def free_memory() -> None:
-    """After an out-of-memory error: drop every cached model (shared caches and this session's loaded
-    weights) and return the allocator's cached blocks."""
-    for cache in MODEL_CACHES:
-        cache.clear()
+    """After an out-of-memory error: drop this session's loaded weights (models and their outputs otherwise
+    live in the pool's workers) and return the allocator's cached blocks."""
     st.session_state.pop(keys.LOADED_WEIGHTS, None)
     gc.collect()
     torch.cuda.empty_cache()  # a no-op unless CUDA has been initialised
@@ -254,6 +211,6 @@ def report_out_of_memory(exc: BaseException, what: str) -> None:
     free_memory()
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     st.error(
-        f"Out of memory while {what}: {first_line}. The cached models and the device's cached memory were "
+        f"Out of memory while {what}: {first_line}. This session's loaded weights and the device's cached memory were "
         "freed; choose a smaller batch size, input size or model, or turn on the memory-efficient mode."
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import threading
-import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -22,7 +21,6 @@ from ..analysis import cost
 from ..lab import jobs
 
 POLL_S = 0.25  # how often a waiting page redraws its progress (and notices a Stop or a rerun)
-INLINE_S = 0.3  # work estimated under this runs in the page's thread: the pool's round trip would cost more
 START_ALLOWANCE_S = 10.0  # a replaced worker imports torch again before its job starts
 
 
@@ -136,10 +134,10 @@ def run_job(key: Hashable, fn: Callable, args: tuple, what: str, deadline: float
             if status.finished:
                 break
             bar.progress(status.fraction, text=_label(status, what, pool.size))  # also where a Stop lands
-            # A fixed cadence, not a wake-up per change: a job reports every batch, and thirty sessions
-            # redrawing at that rate would take the server's core from everyone else.
-            time.sleep(POLL_S)
-            status = pool.status(key) or status
+            # Progress at a fixed cadence, not a wake-up per change: a job reports every batch, and thirty
+            # sessions redrawing at that rate would take the server's core from everyone else. The end of
+            # the job wakes the wait at once.
+            status = pool.wait(key, POLL_S) or status
     finally:
         pool.release(key, owner)  # a rerun, Stop or a closed session ends up here too
         bar.empty()

@@ -112,6 +112,10 @@ def _worker_main(conn: Any, cancel: Any, threads: int) -> None:
         except JobCancelled:
             conn.send(("cancelled",))
         except BaseException as exc:  # every failure goes back to the sessions waiting
+            if isinstance(exc, torch.OutOfMemoryError):  # the next job must not meet this one's leftovers
+                from .tasks import release_models
+
+                release_models()
             try:
                 conn.send(("failed", exc))
             except Exception:  # an exception that cannot be pickled: send its text
@@ -240,6 +244,16 @@ class JobPool:
     def status(self, key: Hashable) -> JobStatus | None:
         """The job's status now (None if the pool does not know the key)."""
         with self._lock:
+            job = self._active.get(key) or self._finished.get(key)
+            return None if job is None else self._status(job)
+
+    def wait(self, key: Hashable, timeout: float) -> JobStatus | None:
+        """The job's status once it has finished or after `timeout` s, whichever comes first (None if unknown).
+
+        Progress reports do not end the wait, so a waiter redraws at its own pace but hears of the end at once.
+        """
+        with self._lock:
+            self._lock.wait_for(lambda: key not in self._active, timeout)
             job = self._active.get(key) or self._finished.get(key)
             return None if job is None else self._status(job)
 

@@ -8,6 +8,8 @@ page shows.
 from __future__ import annotations
 
 import contextlib
+import functools
+import gc
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -58,11 +60,25 @@ def measure_trade(config: DenseNetConfig, input_size: int, batch_size: int, devi
     return trade.measure_trade(config, input_size, batch_size, device=device, progress=progress)
 
 
+# One model per worker: a student who picks another layer or image of the same model does not wait for a build.
+@functools.lru_cache(maxsize=1)
+def _inference_model(config: DenseNetConfig | ResNetConfig, device: str) -> nn.Module:
+    return fx.inference_model(config, device)
+
+
+def release_models() -> None:
+    """Drop the model this worker keeps and return the device's cached memory (after an out-of-memory error)."""
+    _inference_model.cache_clear()
+    gc.collect()
+    torch.cuda.empty_cache()  # a no-op unless CUDA has been initialised
+
+
 def random_feature_map(config: DenseNetConfig | ResNetConfig, device: str, path: str, x: Tensor, *,
                        progress: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """The feature map at `path` of the seeded random model of config for image x (built here, then dropped)."""
+    """The feature map at `path` of the seeded random model of config for image x (the worker keeps its last
+    model)."""
     progress(0.0, "building the model")
-    model = fx.inference_model(config, device)
+    model = _inference_model(config, device)
     progress(0.5, "running the forward pass")
     spec = next(s for s in fx.selectable_layers(config, x.shape[-1]) if s.path == path)
     with checked_per_module(model, progress.check):
