@@ -30,10 +30,10 @@ _frozen = False
 def freeze_heap() -> None:
     """Once per process, after the heavy imports: move every object alive now out of the cyclic collector's way.
 
-    Streamlit's `runner.postScriptGC` runs gc.collect(2) after every rerun; over the objects of torch, pandas
-    and plotly that took ~0.15 s per rerun here, most of the server's CPU under a class's load. Frozen
-    objects are never traversed again (they are freed as usual when their count drops), so the collection
-    only walks what the sessions made.
+    A full collection (Python's own, now and then; Streamlit's `runner.postScriptGC` after every rerun, which
+    .streamlit/config.toml switches off) over the objects of torch, pandas and plotly took ~0.15 s here. Frozen
+    objects are never traversed again (they are freed as usual when their count drops), so a collection only
+    walks what the sessions made.
     """
     global _frozen
     if _frozen:
