@@ -11,7 +11,6 @@ import math
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import get_colorscale
 
 from ..lab.features import ChannelGroup
 from ..lab.training import EpochResult, ReuseMap
@@ -53,8 +52,9 @@ def _feature_grid(rows: int, cols: int, vertical_spacing: float) -> Grid:
 
 @functools.lru_cache(maxsize=4)
 def _colorscale(name: str) -> list[list]:
-    """A named colorscale as the [[position, colour], ...] list plotly's validation turns the name into."""
-    return get_colorscale(name)
+    """A named colorscale as the [[position, colour], ...] list plotly's validation turns the name into
+    (plotly.colors.get_colorscale differs from it in the last digit of a position)."""
+    return [list(stop) for stop in go.Heatmap(colorscale=name).colorscale]
 
 
 def feature_grid_figure(
