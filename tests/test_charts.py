@@ -3,13 +3,24 @@
 import math
 
 import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
 import pytest
+from figure_checks import content, figure_functions, validated
 
 from densenet_viz import PRESETS, DenseNetConfig
+from densenet_viz.analysis import accuracy as acc
 from densenet_viz.analysis.closed_form import analyze, memory_growth
-from densenet_viz.viz import charts
+from densenet_viz.viz import accuracy_charts, charts
 from densenet_viz.viz.graphs import connectivity_matrix, dense_block_trace
-from densenet_viz.viz.series import channel_series, comparison_table, resnet_channel_series
+from densenet_viz.viz.series import (
+    channel_series,
+    comparison_table,
+    resnet_channel_series,
+    resnet_family,
+    sweep_depth,
+    sweep_growth,
+)
 from densenet_viz.viz.style import AXIS_TITLE_SIZE, OKABE_ITO, TICK_SIZE
 
 CIFAR = DenseNetConfig(growth_rate=12, block_config=(4, 5, 6), num_init_features=24, stem="cifar", num_classes=10)
@@ -99,3 +110,61 @@ def test_block_memory_chart_leaves_out_the_total_row():
     readable(fig)
     assert "total" not in fig.data[0].x
     assert "denseblock1" in fig.data[0].x
+
+
+def _sweep(references: bool = True) -> go.Figure:
+    if references:
+        return charts.sweep_chart(sweep_depth(CIFAR, 32), "depth", "depth L", "Sweeping depth",
+                                  references=resnet_family(CIFAR, 32))
+    return charts.sweep_chart(sweep_growth(CIFAR, 32), "growth_rate", "growth rate k", "Sweeping k")
+
+
+# Every figure function: a call, and what the figure holds (traces, axes, shapes, annotations).
+FIGURES = {
+    # two growth rates; CIFAR's two transitions each get a dotted line and a label
+    "channel_growth_chart": (lambda: charts.channel_growth_chart(channel_series(CIFAR, 32, [12, 4]), 12, 0.5),
+                             {"traces": 2, "axes": 2, "shapes": 2, "annotations": 2}),
+    "spatial_size_chart": (lambda: charts.spatial_size_chart(channel_series(CIFAR, 32)),
+                           {"traces": 1, "axes": 2, "shapes": 0, "annotations": 0}),
+    "resnet_channel_chart": (
+        lambda: charts.resnet_channel_chart(resnet_channel_series(PRESETS["resnet18"], 224), "ResNet-18"),
+        {"traces": 1, "axes": 2, "shapes": 0, "annotations": 0}),
+    "connectivity_heatmap": (
+        lambda: charts.connectivity_heatmap(connectivity_matrix(dense_block_trace(CIFAR, 3, 32)), highlight=2),
+        {"traces": 1, "axes": 2, "shapes": 1, "annotations": 0}),
+    # three panels of a DenseNet and a ResNet bar each, titled
+    "comparison_bars": (
+        lambda: charts.comparison_bars(comparison_table(analyze(PRESETS["densenet121"]), analyze(PRESETS["resnet50"])),
+                                       "DenseNet-121", "ResNet-50"),
+        {"traces": 6, "axes": 6, "shapes": 0, "annotations": 3}),
+    "block_memory_chart": (lambda: charts.block_memory_chart(analyze(PRESETS["densenet121"]).blocks),
+                           {"traces": 2, "axes": 2, "shapes": 0, "annotations": 0}),
+    "memory_growth_chart": (lambda: charts.memory_growth_chart(memory_growth(max_layers=8)),
+                            {"traces": 2, "axes": 2, "shapes": 0, "annotations": 0}),
+    "trade_chart": (
+        lambda: charts.trade_chart(pd.DataFrame({"mode": ["plain", "checkpoint"], "time_ratio": [1.0, 1.2],
+                                                 "memory_ratio": [1.0, 0.5]})),
+        {"traces": 2, "axes": 2, "shapes": 1, "annotations": 0}),
+    # per panel: DenseNet, the star, the ResNets; the memory panel adds the memory-efficient line
+    "sweep_chart": (_sweep, {"traces": 10, "axes": 6, "shapes": 0, "annotations": 3}),
+    "reference_lines": (lambda: charts.reference_lines(_sweep(False), resnet_family(CIFAR, 32), "resnet56"),
+                        {"traces": 7, "axes": 6, "shapes": 3, "annotations": 6}),
+    "apply_layout": (lambda: charts.apply_layout(go.Figure(go.Scatter(x=[1, 2], y=[2, 1])), "A chart", "x", "y"),
+                     {"traces": 1, "axes": 2, "shapes": 0, "annotations": 0}),
+    "figure": (lambda: charts.figure([{"type": "bar", "x": ["a"], "y": [1]}], {"title": {"text": "bars"}}),
+               {"traces": 1, "axes": 0, "shapes": 0, "annotations": 0}),
+    # four family-and-source lines of CIFAR-10 and the dashed line of the user's model
+    "accuracy_chart": (lambda: accuracy_charts.accuracy_chart(acc.published_table("c10+"), "params", "CIFAR-10",
+                                                              marker=1e6, log_x=True),
+                       {"traces": 5, "axes": 2, "shapes": 0, "annotations": 0}),
+}
+
+
+@pytest.mark.parametrize("name", figure_functions(charts, accuracy_charts))
+def test_every_chart_is_a_figure_plotly_validates_unchanged_with_its_traces_and_axes(name):
+    make, expected = FIGURES[name]  # a new figure function needs a case here
+    spec = validated(make())
+    assert content(spec) == expected
+    if name != "figure":
+        assert spec["layout"]["title"]["text"] and spec["layout"]["font"]["size"] >= TICK_SIZE
+        assert "template" in spec["layout"]  # as a validated figure: Streamlit's theme replaces plotly's template

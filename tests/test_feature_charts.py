@@ -1,9 +1,13 @@
 """The training and feature figures colour each architecture as every other page does."""
 
+import numpy as np
 import pandas as pd
+import pytest
+from figure_checks import content, figure_functions, validated
 
 from densenet_viz import PRESETS, analyze
-from densenet_viz.lab.training import EpochResult
+from densenet_viz.lab.features import ChannelGroup
+from densenet_viz.lab.training import EpochResult, ReuseMap
 from densenet_viz.viz import charts, series
 from densenet_viz.viz import feature_charts as fc
 from densenet_viz.viz.style import DENSENET_COLOR, RESNET_COLOR
@@ -33,3 +37,46 @@ def test_accuracy_points_are_coloured_by_architecture():
                           "test accuracy (%)": [91.1, 96.9]})
     fig = fc.accuracy_vs_params_figure(table)
     assert list(fig.data[0].marker.color) == [RESNET_COLOR, DENSENET_COLOR]
+
+
+GROUPS = [ChannelGroup("x0 (block input)", 0, 0, 24), ChannelGroup("layer 1", 1, 24, 36),
+          ChannelGroup("layer 2", 2, 36, 48)]
+COLORS = fc.source_colors(GROUPS)
+REUSE = ReuseMap(1, np.array([[1.0, np.nan, np.nan], [0.5, 1.0, np.nan], [0.2, 0.7, 1.0]]), np.ones((3, 3)),
+                 ["layer 1", "layer 2", "transition 1"], ["x0 (block input)", "layer 1", "layer 2"])
+# Every figure function: a call, and what the figure holds (traces, axes, shapes, annotations).
+FIGURES = {
+    # five maps on a 4-wide grid (8 cells, each with its axes), a title each, and a legend entry per source
+    "feature_grid_figure": (
+        lambda: fc.feature_grid_figure(np.random.default_rng(0).random((5, 8, 8)), [0, 1, 24, 25, 36],
+                                       ["x0 (block input)"] * 2 + ["layer 1"] * 2 + ["layer 2"], COLORS, "Maps",
+                                       cols=4),
+        {"traces": 8, "axes": 16, "shapes": 0, "annotations": 5}),
+    "channel_groups_figure": (lambda: fc.channel_groups_figure(GROUPS, COLORS, "Block output"),
+                              {"traces": 3, "axes": 2, "shapes": 0, "annotations": 0}),
+    "source_means_figure": (
+        lambda: fc.source_means_figure(pd.DataFrame({"source": [g.label for g in GROUPS], "channels": [24, 12, 12],
+                                                     "mean activation": [0.1, 0.2, -0.1],
+                                                     "mean |activation|": [0.3, 0.4, 0.5]}), COLORS, "Means"),
+        {"traces": 1, "axes": 2, "shapes": 0, "annotations": 0}),
+    # loss, test and train accuracy per model, in two titled panels
+    "training_curves_figure": (
+        lambda: fc.training_curves_figure([EpochResult(m, e, 1.0 / e, 0.5, 0.6, 1.0) for e in (1, 2)
+                                           for m in ("DenseNet-BC", "ResNet-20")]),
+        {"traces": 6, "axes": 4, "shapes": 0, "annotations": 2}),
+    "accuracy_vs_params_figure": (
+        lambda: fc.accuracy_vs_params_figure(pd.DataFrame({"model": ["ResNet-20", "DenseNet-BC"],
+                                                           "parameters": [270_000, 100_000],
+                                                           "test accuracy (%)": [91.1, 96.9]})),
+        {"traces": 1, "axes": 2, "shapes": 0, "annotations": 0}),
+    "reuse_heatmap_figure": (lambda: fc.reuse_heatmap_figure(REUSE),
+                             {"traces": 1, "axes": 2, "shapes": 0, "annotations": 0}),
+}
+
+
+@pytest.mark.parametrize("name", figure_functions(fc))
+def test_every_figure_is_one_plotly_validates_unchanged_with_its_traces_and_axes(name):
+    make, expected = FIGURES[name]  # a new figure function needs a case here
+    spec = validated(make())
+    assert content(spec) == expected
+    assert spec["layout"]["title"]["text"] and "template" in spec["layout"]

@@ -1,4 +1,7 @@
-"""Error against cost from published results (the paper's Figure 3 and Table 2), with the user's model marked."""
+"""Error against cost from published results (the paper's Figure 3 and Table 2), with the user's model marked.
+
+Built as dicts and made a go.Figure once by charts.figure, without plotly's per-property validation.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..units import format_count
-from .charts import apply_layout
+from .charts import chart_layout, figure
 from .style import DENSENET_COLOR, HIGHLIGHT_COLOR, OKABE_ITO, RESNET_COLOR
 
 FAMILY_COLORS = {"DenseNet-BC": DENSENET_COLOR, "DenseNet": OKABE_ITO["bluish_green"], "ResNet": RESNET_COLOR}
@@ -41,36 +44,33 @@ def accuracy_chart(
     """
     if x not in X_TITLES:
         raise ValueError(f"x must be one of {', '.join(X_TITLES)}; got {x!r}")
-    fig = go.Figure()
+    data = []
     for (fam, source), rows in table.groupby(["family", "source"], sort=False):
         rows = rows.sort_values(x)
-        fig.add_trace(
-            go.Scatter(
-                x=rows[x], y=rows["error"], mode="lines+markers+text", text=rows["title"],
-                textposition="top right", textfont={"size": 13}, cliponaxis=False,
-                name=f"{fam} · {rows['source_short'].iloc[0]}",
-                line={"color": FAMILY_COLORS.get(fam, OKABE_ITO["grey"]), "width": 2},
-                marker={"size": 12, "symbol": SOURCE_SYMBOLS.get(source, "circle"),
-                        "color": FAMILY_COLORS.get(fam, OKABE_ITO["grey"])},
-                customdata=_hover(rows, x),
-                hovertemplate="<b>%{customdata[0]}</b><br>error %{y:.2f} %<br>cost %{customdata[1]}<br>"
-                              "source: %{customdata[2]}<br>table: %{customdata[3]}<extra></extra>",
-            )
-        )
+        color = FAMILY_COLORS.get(fam, OKABE_ITO["grey"])
+        data.append({
+            "type": "scatter", "x": rows[x].to_numpy(), "y": rows["error"].to_numpy(), "mode": "lines+markers+text",
+            "text": rows["title"].tolist(), "textposition": "top right", "textfont": {"size": 13}, "cliponaxis": False,
+            "name": f"{fam} · {rows['source_short'].iloc[0]}",
+            "line": {"color": color, "width": 2},
+            "marker": {"size": 12, "symbol": SOURCE_SYMBOLS.get(source, "circle"), "color": color},
+            "customdata": _hover(rows, x),
+            "hovertemplate": "<b>%{customdata[0]}</b><br>error %{y:.2f} %<br>cost %{customdata[1]}<br>"
+                             "source: %{customdata[2]}<br>table: %{customdata[3]}<extra></extra>",
+        })
     if marker is not None and len(table):
         low, high = float(table["error"].min()), float(table["error"].max())
         pad = 0.05 * (high - low or 1)
-        fig.add_trace(
-            go.Scatter(
-                x=[marker, marker], y=[low - pad, high + pad], mode="lines", name=marker_label,
-                line={"color": HIGHLIGHT_COLOR, "width": 3, "dash": "dash"},
-                hovertemplate=f"{marker_label}: {format_count(marker)}<br>error: only training tells<extra></extra>",
-            )
-        )
+        data.append({
+            "type": "scatter", "x": [marker, marker], "y": [low - pad, high + pad], "mode": "lines",
+            "name": marker_label, "line": {"color": HIGHLIGHT_COLOR, "width": 3, "dash": "dash"},
+            "hovertemplate": f"{marker_label}: {format_count(marker)}<br>error: only training tells<extra></extra>",
+        })
+    xaxis: dict = {}
     if len(table):
         # Room on the right for the last point's label: 60 % more on a log axis, 15 % on a linear one.
         low, high = float(table[x].min()), float(max(table[x].max(), marker or 0))
-        span = [math.log10(low / 1.3), math.log10(high * 1.6)] if log_x else [0, high * 1.15]
-        fig.update_xaxes(range=span)
-    fig.update_xaxes(type="log" if log_x else "linear")
-    return apply_layout(fig, title, X_TITLES[x], "Error (%)", height=620, legend_below=True)
+        xaxis["range"] = [math.log10(low / 1.3), math.log10(high * 1.6)] if log_x else [0, high * 1.15]
+    xaxis["type"] = "log" if log_x else "linear"
+    return figure(data, chart_layout(title, X_TITLES[x], "Error (%)", height=620, legend_below=True,
+                                     layout={"xaxis": xaxis}))

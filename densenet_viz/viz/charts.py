@@ -2,11 +2,19 @@
 
 Colours come from style.py (Okabe-Ito, colour-blind safe); fonts are sized for a projector; no figure
 sets a background or template, so Streamlit's own theme makes them follow the light or dark theme.
+
+Every figure is built as plain dicts (traces with their "type", one layout) and made a go.Figure once, by
+`figure`, without plotly's per-property validation: validating costs 20-30 ms per chart on every rerun of a page,
+a third of the server's CPU when a class moves sliders. The tests validate every chart's dict instead. Numeric
+columns go in as numpy arrays (plotly sends those to the browser as compact typed arrays, exactly as when it
+validated them), text as lists.
 """
 
 from __future__ import annotations
 
+import functools
 import textwrap
+from typing import Any, NamedTuple
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -38,6 +46,63 @@ AXIS_CHARS = 32
 TOOLBAR_PX = 32  # the strip at the top of a chart that Streamlit's toolbar covers (always shown on a phone)
 
 
+class Grid(NamedTuple):
+    """A subplot grid from make_subplots: its layout (axis domains and anchors, subplot titles) and its cells."""
+
+    layout: dict[str, Any]  # shared by every figure on this grid: never changed, copied by layout_copy()
+    ref: list  # plotly's grid reference: the figure keeps add_trace(row=, col=) and add_hline(row=, col=)
+    text: str  # what fig.print_grid() shows
+
+    def layout_copy(self) -> dict[str, Any]:
+        """A copy of the grid's layout that a chart may fill in."""
+        return _copy(self.layout)
+
+    def cell(self, row: int, col: int) -> dict[str, str]:
+        """The axes a trace in this cell names: {"xaxis": "x2", "yaxis": "y2"} (1-based row and col)."""
+        return dict(self.ref[row - 1][col - 1][0].trace_kwargs)
+
+    def axes(self, row: int, col: int) -> tuple[str, str]:
+        """The layout keys of the cell's axes: ("xaxis2", "yaxis2")."""
+        return self.ref[row - 1][col - 1][0].layout_keys
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of JSON-like dicts and lists (several times faster than copy.deepcopy)."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def subplot_grid(**make_subplots_kwargs: Any) -> Grid:
+    """The layout make_subplots computes for these arguments, without the template go.Figure adds itself.
+
+    make_subplots costs milliseconds (it builds and validates a whole figure): cache the grids of a chart
+    with functools.lru_cache, one per distinct geometry.
+    """
+    fig = make_subplots(**make_subplots_kwargs)
+    layout = fig.to_dict()["layout"]
+    layout.pop("template", None)
+    return Grid(layout, fig._grid_ref, fig._grid_str)
+
+
+def figure(data: list[dict], layout: dict, grid: Grid | None = None) -> go.Figure:
+    """A Figure from finished trace and layout dicts, without plotly's per-property validation (~1 ms instead of
+    20-30 ms per chart); the tests validate every chart's dict with go.Figure(fig.to_dict())."""
+    spec: dict[str, Any] = {"data": data, "layout": layout}
+    if grid is not None:  # go.Figure takes a grid from a figure dict's _grid_ref / _grid_str
+        spec["_grid_ref"], spec["_grid_str"] = grid.ref, grid.text
+    # go.Figure still fills in the default template without validation: the figures serialise exactly as the
+    # validated ones did, template included, which is what Streamlit's theme="streamlit" handling reads.
+    return go.Figure(spec, _validate=False)
+
+
+def axis_keys(layout: dict) -> list[str]:
+    """The layout's axis keys (xaxis, xaxis2, ..., yaxis, ...): what fig.update_xaxes / update_yaxes reach."""
+    return [k for k in layout if k.startswith(("xaxis", "yaxis"))]
+
+
 def wrap_text(text: str, width: int) -> str:
     """Text for plotly broken at spaces into lines of at most `width` characters, joined by <br>."""
     lines = []
@@ -62,15 +127,19 @@ def title_margin(title: dict, below: int = 0) -> int:
     return TOOLBAR_PX + round(lines * title["font"]["size"] * 1.3) + 24 + below
 
 
-def _layout(
-    fig: go.Figure, title: str, x_title: str | None = None, y_title: str | None = None, legend_below: bool = False,
-    top_labels: int = 0, **extra,
-) -> go.Figure:
+def chart_layout(
+    title: str, x_title: str | None = None, y_title: str | None = None, legend_below: bool = False,
+    top_labels: int = 0, layout: dict | None = None, **extra: Any,
+) -> dict:
     """Projector-sized title, axis titles and ticks that also fit a phone: titles wrapped, margins pushed by
-    what they hold (automargin), the legend in a row of its own at the bottom, where it covers no data."""
+    what they hold (automargin), the legend in a row of its own at the bottom, where it covers no data.
+
+    Fills in `layout` (its axes, shapes, annotations: a single xaxis and yaxis if it has none) and returns it.
+    """
+    layout = {} if layout is None else layout
     legend_rows = 2 if legend_below else 1  # a phone wraps a horizontal legend onto more rows
     heading = wrapped_title(title)
-    fig.update_layout(
+    layout.update(
         title=heading,
         font={"family": FONT_FAMILY, "size": TICK_SIZE},
         legend={"font": {"size": LEGEND_SIZE}, "orientation": "h", "xref": "container", "x": 0, "xanchor": "left",
@@ -80,13 +149,18 @@ def _layout(
         hoverlabel={"font": {"size": TICK_SIZE}},
         **extra,
     )
-    fig.update_xaxes(title_font={"size": AXIS_TITLE_SIZE}, tickfont={"size": TICK_SIZE}, automargin=True)
-    fig.update_yaxes(title_font={"size": AXIS_TITLE_SIZE}, tickfont={"size": TICK_SIZE}, automargin=True)
-    if x_title:
-        fig.update_xaxes(title_text=wrap_text(x_title, AXIS_CHARS))
-    if y_title:
-        fig.update_yaxes(title_text=wrap_text(y_title, AXIS_CHARS))
-    return fig
+    for prefix in ("xaxis", "yaxis"):
+        if not any(k.startswith(prefix) for k in layout):
+            layout[prefix] = {}
+    axis_titles = {"x": wrap_text(x_title, AXIS_CHARS) if x_title else None,
+                   "y": wrap_text(y_title, AXIS_CHARS) if y_title else None}
+    for key in axis_keys(layout):
+        axis = layout[key]
+        axis["title"] = {**axis.get("title", {}), "font": {"size": AXIS_TITLE_SIZE}}
+        if axis_titles[key[0]]:
+            axis["title"]["text"] = axis_titles[key[0]]
+        axis.update(tickfont={"size": TICK_SIZE}, automargin=True)
+    return layout
 
 
 def _hover(series: pd.DataFrame) -> list[str]:
@@ -96,133 +170,152 @@ def _hover(series: pd.DataFrame) -> list[str]:
     ]
 
 
+def _vline(x: float, xref: str = "x", yref: str = "y domain", **line: Any) -> dict:
+    """The shape fig.add_vline(x) adds: a line across the whole height of the axes."""
+    return {"type": "line", "x0": x, "x1": x, "xref": xref, "y0": 0, "y1": 1, "yref": yref, "line": line}
+
+
+def _hline(y: float, xref: str = "x domain", yref: str = "y", **line: Any) -> dict:
+    """The shape fig.add_hline(y) adds: a line across the whole width of the axes."""
+    return {"type": "line", "x0": 0, "x1": 1, "xref": xref, "y0": y, "y1": y, "yref": yref, "line": line}
+
+
 def channel_growth_chart(series: pd.DataFrame, current_k: int, compression: float) -> go.Figure:
     """The saw-tooth: channels entering every layer; +k per dense layer, x theta at each transition.
 
     One line per growth rate in `series` (channel_series); the current k is drawn thickest and annotated.
     """
-    fig = go.Figure()
+    data = []
     rates = sorted(series["growth_rate"].unique(), key=lambda k: (k != current_k, k))
     for i, k in enumerate(rates):
         s = series[series["growth_rate"] == k]
         current = k == current_k
-        fig.add_trace(
-            go.Scatter(
-                x=s["step"],
-                y=s["channels"],
-                name=f"k = {k}" + (" (current)" if current else ""),
-                mode="lines+markers",
-                line={"color": SERIES_COLORS[i % len(SERIES_COLORS)], "width": 4 if current else 2},
-                marker={"size": 7 if current else 4},
-                hovertext=_hover(s),
-                hoverinfo="text+name",
-            )
-        )
+        data.append({
+            "type": "scatter",
+            "x": s["step"].to_numpy(),
+            "y": s["channels"].to_numpy(),
+            "name": f"k = {k}" + (" (current)" if current else ""),
+            "mode": "lines+markers",
+            "line": {"color": SERIES_COLORS[i % len(SERIES_COLORS)], "width": 4 if current else 2},
+            "marker": {"size": 7 if current else 4},
+            "hovertext": _hover(s),
+            "hoverinfo": "text+name",
+        })
     s = series[series["growth_rate"] == current_k]
     # The formula is on the page above the chart: here each transition gets a dotted line and a short label
     # above the plot, where it covers no data at any width.
-    for _, t in s[s["kind"] == "transition"].iterrows():
-        fig.add_vline(x=t["step"], line_dash="dot", line_color=OKABE_ITO["grey"], line_width=1)
-        fig.add_annotation(
-            x=t["step"], xref="x", y=1, yref="paper", yanchor="bottom", text="×θ", showarrow=False,
-            font={"size": ANNOTATION_SIZE}, hovertext=f"transition: c → ⌊θ·c⌋ with θ = {compression:g}",
-        )
-    return _layout(
-        fig,
+    steps = s.loc[s["kind"] == "transition", "step"].tolist()
+    layout = {
+        "shapes": [_vline(x, dash="dot", color=OKABE_ITO["grey"], width=1) for x in steps],
+        "annotations": [
+            {"x": x, "xref": "x", "y": 1, "yref": "paper", "yanchor": "bottom", "text": "×θ", "showarrow": False,
+             "font": {"size": ANNOTATION_SIZE}, "hovertext": f"transition: c → ⌊θ·c⌋ with θ = {compression:g}"}
+            for x in steps
+        ],
+    }
+    return figure(data, chart_layout(
         "Channels entering each layer: +k per layer, ×θ at transitions",
         "position along the network",
         "channels entering (count)",
         height=540,
         top_labels=ANNOTATION_SIZE + 8,
-    )
+        layout=layout,
+    ))
 
 
 def spatial_size_chart(series: pd.DataFrame) -> go.Figure:
     """Side of the feature map each unit reads: constant in a block, halved by every transition."""
     s = series[series["growth_rate"] == series["growth_rate"].iloc[0]]
-    fig = go.Figure(
-        go.Scatter(
-            x=s["step"],
-            y=s["size"],
-            mode="lines+markers",
-            line={"shape": "hv", "color": DENSENET_COLOR, "width": 3},
-            name="feature-map side",
-            hovertext=_hover(s),
-            hoverinfo="text",
-        )
-    )
-    return _layout(
-        fig,
+    trace = {
+        "type": "scatter",
+        "x": s["step"].to_numpy(),
+        "y": s["size"].to_numpy(),
+        "mode": "lines+markers",
+        "line": {"shape": "hv", "color": DENSENET_COLOR, "width": 3},
+        "name": "feature-map side",
+        "hovertext": _hover(s),
+        "hoverinfo": "text",
+    }
+    return figure([trace], chart_layout(
         "Spatial size: halved at each transition",
         "position along the network",
         "map side (pixels)",
         height=400,
-    )
+    ))
 
 
 def resnet_channel_chart(series: pd.DataFrame, title: str) -> go.Figure:
     """Channels every residual block of the baseline carries (its output): flat in a stage, doubled between."""
-    fig = go.Figure(
-        go.Scatter(
-            x=series["step"],
-            y=series["out_channels"],
-            mode="lines+markers",
-            line={"shape": "hv", "color": RESNET_COLOR, "width": 4},
-            name=title,
-            hovertext=[
-                f"{p}: {c} channels out, {s}×{s}"
-                for p, c, s in zip(series["path"], series["out_channels"], series["size"], strict=False)
-            ],
-            hoverinfo="text",
-        )
-    )
-    return _layout(
-        fig,
+    trace = {
+        "type": "scatter",
+        "x": series["step"].to_numpy(),
+        "y": series["out_channels"].to_numpy(),
+        "mode": "lines+markers",
+        "line": {"shape": "hv", "color": RESNET_COLOR, "width": 4},
+        "name": title,
+        "hovertext": [
+            f"{p}: {c} channels out, {s}×{s}"
+            for p, c, s in zip(series["path"], series["out_channels"], series["size"], strict=False)
+        ],
+        "hoverinfo": "text",
+    }
+    return figure([trace], chart_layout(
         f"{title}: channels per residual block",
         "residual block (in order)",
         "channels (count)",
         height=400,
-    )
+    ))
 
 
 def connectivity_heatmap(matrix: pd.DataFrame, highlight: int | None = None, title: str = "") -> go.Figure:
     """Who reads whom as a matrix (for blocks too large to draw as a graph); 1 = the row reads the column."""
-    fig = go.Figure(
-        go.Heatmap(
-            z=matrix.to_numpy(),
-            x=list(matrix.columns),
-            y=list(matrix.index),
-            colorscale=[[0, "rgba(0,0,0,0)"], [1, DENSENET_COLOR]],
-            showscale=False,
-            xgap=1,
-            ygap=1,
-            hovertemplate="%{y} reads %{x}: %{z}<extra></extra>",
-        )
-    )
+    trace = {
+        "type": "heatmap",
+        "z": matrix.to_numpy(),
+        "x": list(matrix.columns),
+        "y": list(matrix.index),
+        "colorscale": [[0, "rgba(0,0,0,0)"], [1, DENSENET_COLOR]],
+        "showscale": False,
+        "xgap": 1,
+        "ygap": 1,
+        "hovertemplate": "%{y} reads %{x}: %{z}<extra></extra>",
+    }
+    layout: dict[str, Any] = {"yaxis": {"autorange": "reversed"}, "xaxis": {"side": "bottom"}}
+    if len(matrix) <= 32:  # one tick per row and column while their labels fit
+        layout["yaxis"]["dtick"] = layout["xaxis"]["dtick"] = 1
     if highlight is not None:
         row = highlight - 1
-        fig.add_shape(
-            type="rect", x0=-0.5, x1=len(matrix.columns) - 0.5, y0=row - 0.5, y1=row + 0.5,
-            line={"color": HIGHLIGHT_COLOR, "width": 3},
-        )
-    fig.update_yaxes(autorange="reversed", dtick=1 if len(matrix) <= 32 else None)
-    fig.update_xaxes(dtick=1 if len(matrix) <= 32 else None, side="bottom")
-    return _layout(
-        fig,
+        layout["shapes"] = [{
+            "type": "rect", "x0": -0.5, "x1": len(matrix.columns) - 0.5, "y0": row - 0.5, "y1": row + 0.5,
+            "line": {"color": HIGHLIGHT_COLOR, "width": 3},
+        }]
+    return figure([trace], chart_layout(
         title or "Connectivity matrix: row H_l reads x_0 … x_(l−1)",
         "map read (x_0 = block input, x_i = output of H_i)",
         "layer reading",
         height=min(1400, max(480, 26 * len(matrix) + 220)),
+        layout=layout,
+    ))
+
+
+COMPARISON_PANELS = (
+    ("Parameters (M)", ["params"], 1e6),
+    ("MACs/image (G)", ["macs_per_sample"], 1e9),
+    ("Memory (MiB)", ["weight_bytes", "inference_bytes", "train_plain_bytes", "train_efficient_bytes"], MIB),
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _comparison_grid() -> Grid:
+    # Two small panels side by side, the memory panel (four bar pairs) below at full width: readable on a phone.
+    return subplot_grid(
+        rows=2, cols=2, specs=[[{}, {}], [{"colspan": 2}, None]], subplot_titles=[p[0] for p in COMPARISON_PANELS],
+        horizontal_spacing=0.2, vertical_spacing=0.2,
     )
 
 
 def comparison_bars(table: pd.DataFrame, dense_name: str, resnet_name: str) -> go.Figure:
     """DenseNet vs ResNet bars: parameters (millions), MACs per image (G) and memory (MiB), one panel each."""
-    panels = [
-        ("Parameters (M)", ["params"], 1e6),
-        ("MACs/image (G)", ["macs_per_sample"], 1e9),
-        ("Memory (MiB)", ["weight_bytes", "inference_bytes", "train_plain_bytes", "train_efficient_bytes"], MIB),
-    ]
     names = {
         "params": "parameters",
         "macs_per_sample": "MACs",
@@ -231,88 +324,75 @@ def comparison_bars(table: pd.DataFrame, dense_name: str, resnet_name: str) -> g
         "train_plain_bytes": "train, plain",
         "train_efficient_bytes": "train, efficient",
     }
-    # Two small panels side by side, the memory panel (four bar pairs) below at full width: readable on a phone.
-    fig = make_subplots(
-        rows=2, cols=2, specs=[[{}, {}], [{"colspan": 2}, None]], subplot_titles=[p[0] for p in panels],
-        horizontal_spacing=0.2, vertical_spacing=0.2,
-    )
+    grid = _comparison_grid()
     rows = table.set_index("key")
-    for col, (_, keys, scale) in enumerate(panels, start=1):
+    data = []
+    for col, (_, keys, scale) in enumerate(COMPARISON_PANELS, start=1):
         for who, name, color in (("densenet", dense_name, DENSENET_COLOR), ("resnet", resnet_name, RESNET_COLOR)):
-            fig.add_trace(
-                go.Bar(
-                    x=[names[k] for k in keys],
-                    y=[rows.loc[k, who] / scale for k in keys],
-                    name=name,
-                    marker_color=color,
-                    showlegend=col == 1,
-                    legendgroup=who,
-                    hovertemplate=f"{name}<br>%{{x}}: %{{y:.3g}}<extra></extra>",
-                ),
-                row=1 if col < 3 else 2,
-                col=col if col < 3 else 1,
-            )
-    fig.update_annotations(font_size=AXIS_TITLE_SIZE)
-    return _layout(fig, f"{dense_name} vs {resnet_name}", height=680, barmode="group", legend_below=True,
-                   top_labels=AXIS_TITLE_SIZE + 10)  # the panel titles
+            data.append({
+                "type": "bar",
+                "x": [names[k] for k in keys],
+                "y": [float(rows.loc[k, who] / scale) for k in keys],
+                "name": name,
+                "marker": {"color": color},
+                "showlegend": col == 1,
+                "legendgroup": who,
+                "hovertemplate": f"{name}<br>%{{x}}: %{{y:.3g}}<extra></extra>",
+                **grid.cell(1 if col < 3 else 2, col if col < 3 else 1),
+            })
+    layout = grid.layout_copy()
+    for note in layout["annotations"]:  # the panel titles
+        note["font"]["size"] = AXIS_TITLE_SIZE
+    return figure(data, chart_layout(f"{dense_name} vs {resnet_name}", height=680, barmode="group",
+                                     legend_below=True, top_labels=AXIS_TITLE_SIZE + 10,  # the panel titles
+                                     layout=layout), grid)
 
 
 def block_memory_chart(blocks: pd.DataFrame) -> go.Figure:
     """Training activation memory per stage (stem, dense blocks, transitions, head), plain vs efficient (MiB)."""
     b = blocks[blocks["block"].astype(str) != "total"]
     labels = [str(v) for v in b["block"]]
-    fig = go.Figure(
-        [
-            go.Bar(x=labels, y=b["train_plain_bytes"] / MIB, name="training, plain", marker_color=PLAIN_COLOR),
-            go.Bar(
-                x=labels, y=b["train_efficient_bytes"] / MIB, name="training, memory-efficient",
-                marker_color=EFFICIENT_COLOR,
-            ),
-        ]
-    )
-    return _layout(
-        fig, "Training memory per stage", "stage of the network", "activation memory (MiB)",
-        barmode="group", height=480,
-    )
+    data = [
+        {"type": "bar", "x": labels, "y": (b["train_plain_bytes"] / MIB).to_numpy(), "name": "training, plain",
+         "marker": {"color": PLAIN_COLOR}},
+        {"type": "bar", "x": labels, "y": (b["train_efficient_bytes"] / MIB).to_numpy(),
+         "name": "training, memory-efficient", "marker": {"color": EFFICIENT_COLOR}},
+    ]
+    return figure(data, chart_layout(
+        "Training memory per stage", "stage of the network", "activation memory (MiB)", barmode="group", height=480,
+    ))
 
 
 def memory_growth_chart(growth: pd.DataFrame, title: str = "") -> go.Figure:
     """Activation memory of one dense block against its layer count: plain is quadratic, efficient linear."""
-    fig = go.Figure(
-        [
-            go.Scatter(
-                x=growth["layers"], y=growth["plain_bytes"] / MIB, name="plain: grows like L²",
-                mode="lines+markers", line={"color": PLAIN_COLOR, "width": 4},
-            ),
-            go.Scatter(
-                x=growth["layers"], y=growth["efficient_bytes"] / MIB, name="memory-efficient: grows like L",
-                mode="lines+markers", line={"color": EFFICIENT_COLOR, "width": 4, "dash": "dash"},
-            ),
-        ]
-    )
-    return _layout(
-        fig,
+    layers = growth["layers"].to_numpy()
+    data = [
+        {"type": "scatter", "x": layers, "y": (growth["plain_bytes"] / MIB).to_numpy(), "name": "plain: grows like L²",
+         "mode": "lines+markers", "line": {"color": PLAIN_COLOR, "width": 4}},
+        {"type": "scatter", "x": layers, "y": (growth["efficient_bytes"] / MIB).to_numpy(),
+         "name": "memory-efficient: grows like L", "mode": "lines+markers",
+         "line": {"color": EFFICIENT_COLOR, "width": 4, "dash": "dash"}},
+    ]
+    return figure(data, chart_layout(
         title or "One dense block: training memory, quadratic vs linear",
         "layers in the block (L)",
         "activation memory (MiB)",
         height=480,
-    )
+    ))
 
 
 def trade_chart(measured: pd.DataFrame) -> go.Figure:
     """Measured training: step time and saved activations of each mode, relative to plain (plain = 1)."""
-    fig = go.Figure(
-        [
-            go.Bar(x=measured["mode"], y=measured["time_ratio"], name="step time ÷ plain", marker_color=RESNET_COLOR),
-            go.Bar(
-                x=measured["mode"], y=measured["memory_ratio"], name="activation memory ÷ plain",
-                marker_color=EFFICIENT_COLOR,
-            ),
-        ]
-    )
-    fig.add_hline(y=1.0, line_dash="dot")
-    return _layout(fig, "Measured trade: memory saved for time spent", "training mode", "ratio to plain (×)",
-                   barmode="group", height=420)
+    modes = measured["mode"].tolist()
+    data = [
+        {"type": "bar", "x": modes, "y": measured["time_ratio"].to_numpy(), "name": "step time ÷ plain",
+         "marker": {"color": RESNET_COLOR}},
+        {"type": "bar", "x": modes, "y": measured["memory_ratio"].to_numpy(), "name": "activation memory ÷ plain",
+         "marker": {"color": EFFICIENT_COLOR}},
+    ]
+    return figure(data, chart_layout("Measured trade: memory saved for time spent", "training mode",
+                                     "ratio to plain (×)", barmode="group", height=420,
+                                     layout={"shapes": [_hline(1.0, dash="dot")]}))
 
 
 SWEEP_PANELS = (
@@ -320,6 +400,12 @@ SWEEP_PANELS = (
     ("MACs per image (billions)", "macs_per_sample", 1e9),
     ("Training activations (MiB)", "train_plain_bytes", MIB),
 )
+
+
+@functools.lru_cache(maxsize=1)
+def _sweep_grid() -> Grid:
+    return subplot_grid(rows=3, cols=1, subplot_titles=[p[0] for p in SWEEP_PANELS], shared_xaxes=True,
+                        vertical_spacing=0.12)
 
 
 def sweep_chart(
@@ -330,55 +416,47 @@ def sweep_chart(
     The panels are stacked (one x axis, full width: readable on a phone). The memory panel shows plain (solid)
     and memory-efficient (dashed) training.
     """
-    fig = make_subplots(rows=3, cols=1, subplot_titles=[p[0] for p in SWEEP_PANELS], shared_xaxes=True,
-                        vertical_spacing=0.12)
+    grid = _sweep_grid()
+    xs = sweep[x].to_numpy()
+    current = sweep[sweep["current"]]
+    with_references = references is not None and len(references) and x in references
+    data = []
     for panel, (_, key, scale) in enumerate(SWEEP_PANELS, start=1):
-        fig.add_trace(
-            go.Scatter(
-                x=sweep[x], y=sweep[key] / scale, mode="lines+markers",
-                name="DenseNet" + (", plain" if panel == 3 else ""),
-                line={"color": DENSENET_COLOR if panel < 3 else PLAIN_COLOR, "width": 3}, showlegend=panel >= 2,
-                legendgroup=f"d{panel}",
-            ),
-            row=panel,
-            col=1,
-        )
-        current = sweep[sweep["current"]]
-        fig.add_trace(
-            go.Scatter(
-                x=current[x], y=current[key] / scale, mode="markers", name="current config",
-                marker=STAR,
-                showlegend=panel == 1,
-                legendgroup="current",
-            ),
-            row=panel,
-            col=1,
-        )
+        cell = grid.cell(panel, 1)
+        data.append({
+            "type": "scatter", "x": xs, "y": (sweep[key] / scale).to_numpy(), "mode": "lines+markers",
+            "name": "DenseNet" + (", plain" if panel == 3 else ""),
+            "line": {"color": DENSENET_COLOR if panel < 3 else PLAIN_COLOR, "width": 3}, "showlegend": panel >= 2,
+            "legendgroup": f"d{panel}", **cell,
+        })
+        data.append({
+            "type": "scatter", "x": current[x].to_numpy(), "y": (current[key] / scale).to_numpy(), "mode": "markers",
+            "name": "current config", "marker": STAR, "showlegend": panel == 1, "legendgroup": "current", **cell,
+        })
         if panel == 3:
-            fig.add_trace(
-                go.Scatter(
-                    x=sweep[x], y=sweep["train_efficient_bytes"] / scale, mode="lines+markers",
-                    name="DenseNet, memory-efficient", line={"color": EFFICIENT_COLOR, "width": 3, "dash": "dash"},
-                ),
-                row=3,
-                col=1,
-            )
-        if references is not None and len(references) and x in references:
-            fig.add_trace(
-                go.Scatter(
-                    x=references[x], y=references[key] / scale, mode="markers+text" if panel == 1 else "markers",
-                    text=references["title"], textposition="middle right", name="ResNets",
-                    hovertemplate="%{text}: %{y:.3g}<extra></extra>", marker={"size": 11, "color": RESNET_COLOR,
-                                                                       "symbol": "diamond"},
-                    showlegend=panel == 1, legendgroup="resnet", textfont={"size": 13},
-                ),
-                row=panel,
-                col=1,
-            )
-    fig.update_xaxes(title_text=wrap_text(x_title, AXIS_CHARS), row=3, col=1)
-    fig.update_xaxes(showticklabels=True)  # every panel keeps its numbers, so each reads on its own
-    fig.update_annotations(font_size=AXIS_TITLE_SIZE)
-    return _layout(fig, title, height=900, legend_below=True, top_labels=AXIS_TITLE_SIZE + 10)  # panel titles
+            data.append({
+                "type": "scatter", "x": xs, "y": (sweep["train_efficient_bytes"] / scale).to_numpy(),
+                "mode": "lines+markers", "name": "DenseNet, memory-efficient",
+                "line": {"color": EFFICIENT_COLOR, "width": 3, "dash": "dash"}, **cell,
+            })
+        if with_references:
+            data.append({
+                "type": "scatter", "x": references[x].to_numpy(), "y": (references[key] / scale).to_numpy(),
+                "mode": "markers+text" if panel == 1 else "markers", "text": references["title"].tolist(),
+                "textposition": "middle right", "name": "ResNets",
+                "hovertemplate": "%{text}: %{y:.3g}<extra></extra>",
+                "marker": {"size": 11, "color": RESNET_COLOR, "symbol": "diamond"},
+                "showlegend": panel == 1, "legendgroup": "resnet", "textfont": {"size": 13}, **cell,
+            })
+    layout = grid.layout_copy()
+    layout[grid.axes(3, 1)[0]]["title"] = {"text": wrap_text(x_title, AXIS_CHARS)}
+    for key in axis_keys(layout):
+        if key.startswith("xaxis"):
+            layout[key]["showticklabels"] = True  # every panel keeps its numbers, so each reads on its own
+    for note in layout["annotations"]:  # the panel titles
+        note["font"]["size"] = AXIS_TITLE_SIZE
+    return figure(data, chart_layout(title, height=900, legend_below=True, top_labels=AXIS_TITLE_SIZE + 10,
+                                     layout=layout), grid)  # top_labels: the panel titles
 
 
 def reference_lines(fig: go.Figure, references: pd.DataFrame, baseline: str) -> go.Figure:
@@ -386,15 +464,26 @@ def reference_lines(fig: go.Figure, references: pd.DataFrame, baseline: str) -> 
     row = references[references["name"] == baseline]
     if not len(row):
         return fig
+    grid = _sweep_grid()
+    label = row["title"].iloc[0]
+    shapes, notes = [], []
     for panel, (_, key, scale) in enumerate(SWEEP_PANELS, start=1):
-        fig.add_hline(
-            y=float(row[key].iloc[0]) / scale, line_dash="dot", line_color=RESNET_COLOR, row=panel, col=1,
-            annotation_text=row["title"].iloc[0], annotation_font_size=14,
-        )
+        cell = grid.cell(panel, 1)
+        y = float(row[key].iloc[0]) / scale
+        shapes.append(_hline(y, f"{cell['xaxis']} domain", cell["yaxis"], color=RESNET_COLOR, dash="dot"))
+        # where add_hline puts annotation_text: at the right end, above the line
+        notes.append({"font": {"size": 14}, "showarrow": False, "text": label, "x": 1, "xanchor": "right",
+                      "xref": f"{cell['xaxis']} domain", "y": y, "yanchor": "bottom", "yref": cell["yaxis"]})
+    # Set whole, as dicts: a figure from `figure` stores them as they are (another figure validates them), where
+    # fig.add_hline or fig.update_layout would walk and check every property (~10 ms).
+    layout = fig.layout
+    layout.shapes = (*layout.shapes, *shapes)
+    layout.annotations = (*layout.annotations, *notes)
     return fig
 
 
 def apply_layout(fig: go.Figure, title: str, x_title: str | None = None, y_title: str | None = None,
                  **extra) -> go.Figure:
-    """The projector-sized layout of this module's charts, for chart modules beside it."""
-    return _layout(fig, title, x_title, y_title, **extra)
+    """The projector-sized layout of this module's charts applied to a go.Figure (chart_layout gives the dict)."""
+    axes: dict[str, dict] = {a.plotly_name: {} for a in (*fig.select_xaxes(), *fig.select_yaxes())}
+    return fig.update_layout(chart_layout(title, x_title, y_title, layout=axes, **extra))
