@@ -149,8 +149,6 @@ FIGURES = {
     "sweep_chart": (_sweep, {"traces": 10, "axes": 6, "shapes": 0, "annotations": 3}),
     "reference_lines": (lambda: charts.reference_lines(_sweep(False), resnet_family(CIFAR, 32), "resnet56"),
                         {"traces": 7, "axes": 6, "shapes": 3, "annotations": 6}),
-    "apply_layout": (lambda: charts.apply_layout(go.Figure(go.Scatter(x=[1, 2], y=[2, 1])), "A chart", "x", "y"),
-                     {"traces": 1, "axes": 2, "shapes": 0, "annotations": 0}),
     "figure": (lambda: charts.figure([{"type": "bar", "x": ["a"], "y": [1]}], {"title": {"text": "bars"}}),
                {"traces": 1, "axes": 0, "shapes": 0, "annotations": 0}),
     # four family-and-source lines of CIFAR-10 and the dashed line of the user's model

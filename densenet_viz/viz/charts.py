@@ -480,10 +480,3 @@ def reference_lines(fig: go.Figure, references: pd.DataFrame, baseline: str) -> 
     layout.shapes = (*layout.shapes, *shapes)
     layout.annotations = (*layout.annotations, *notes)
     return fig
-
-
-def apply_layout(fig: go.Figure, title: str, x_title: str | None = None, y_title: str | None = None,
-                 **extra) -> go.Figure:
-    """The projector-sized layout of this module's charts applied to a go.Figure (chart_layout gives the dict)."""
-    axes: dict[str, dict] = {a.plotly_name: {} for a in (*fig.select_xaxes(), *fig.select_yaxes())}
-    return fig.update_layout(chart_layout(title, x_title, y_title, layout=axes, **extra))
