@@ -452,3 +452,18 @@ def test_cuda_peak_is_at_least_the_estimate(mode):
     peak = measure_cuda_peak(config, size, batch, mode=mode)
     assert peak >= report.memory.activation_bytes(mode) - input_bytes
     assert peak < 3 * report.memory.required_bytes(mode)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_totals_are_the_reports_figures_and_its_tables_sums(name):
+    from densenet_viz.analysis.closed_form import totals
+
+    config = PRESETS[name]
+    size = 224 if config.stem == "imagenet" else 32
+    report, summed = analyze(config, size, batch_size=5), totals(config, size, batch_size=5)
+    assert (summed.params, summed.macs_per_sample, summed.memory) == (
+        report.params, report.macs_per_sample, report.memory)
+    # A second method: the per-layer table's own sums.
+    assert summed.params == int(report.table["params"].sum())
+    assert 5 * summed.macs_per_sample == int(report.table["macs"].sum())
+    assert summed.memory.train_plain_bytes == int(report.table["train_plain_bytes"].sum())

@@ -7,11 +7,9 @@ from __future__ import annotations
 import functools
 from dataclasses import replace
 
-import torch
-
 from ..models.config import PRESETS, DenseNetConfig, ResNetConfig
 from ..models.plan import min_input_size
-from .closed_form import analyze
+from .closed_form import totals
 
 
 # Configs are frozen (hashable): a baseline match, run for every new config a student tries, then counts only
@@ -20,7 +18,7 @@ from .closed_form import analyze
 def count_params(config: DenseNetConfig | ResNetConfig) -> int:
     """Parameters of the model a config describes, in closed form (no model is built)."""
     # Parameters do not depend on the input size: the smallest one the downsampling allows is the cheapest.
-    return analyze(config, input_size=min_input_size(config), batch_size=1, dtype=torch.float32).params
+    return totals(config, input_size=min_input_size(config)).params
 
 
 def adapt_baseline(baseline: ResNetConfig, config: DenseNetConfig) -> ResNetConfig:

@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 
 from ..analysis.baselines import adapted_baselines
+from ..analysis.closed_form import Totals, totals
 from ..models.config import PRESET_TITLES, DenseNetConfig, ResNetConfig
 from ..models.plan import layer_plan
 
@@ -85,7 +86,7 @@ def block_memory_growth(
     )
 
 
-def _row(report) -> dict:
+def _row(report: Totals) -> dict:
     m = report.memory
     return {
         "params": report.params,
@@ -105,15 +106,13 @@ def sweep_growth(
     rates: tuple[int, ...] = GROWTH_RATES,
 ) -> pd.DataFrame:
     """Parameters, MACs and memory as the growth rate k varies, everything else as in config."""
-    from ..analysis.closed_form import analyze
-
     rows = []
     for k in sorted({*rates, config.growth_rate}):
         try:
             cfg = replace(config, growth_rate=k)
         except ValueError:  # e.g. compression would leave a block no channels at this k
             continue
-        report = analyze(cfg, input_size=input_size, batch_size=batch_size, dtype=dtype)
+        report = totals(cfg, input_size=input_size, batch_size=batch_size, dtype=dtype)
         rows.append({"growth_rate": k, "depth": cfg.depth, **_row(report), "current": k == config.growth_rate})
     return pd.DataFrame(rows)
 
@@ -131,8 +130,6 @@ def sweep_depth(
     scales: tuple[float, ...] = DEPTH_SCALES,
 ) -> pd.DataFrame:
     """Parameters, MACs and memory as every block's layer count is scaled (depth L varies)."""
-    from ..analysis.closed_form import analyze
-
     rows, seen = [], set()
     for scale in scales:
         blocks = scaled_blocks(config.block_config, scale)
@@ -143,7 +140,7 @@ def sweep_depth(
             cfg = replace(config, block_config=blocks)
         except ValueError:
             continue
-        report = analyze(cfg, input_size=input_size, batch_size=batch_size, dtype=dtype)
+        report = totals(cfg, input_size=input_size, batch_size=batch_size, dtype=dtype)
         rows.append(
             {
                 "scale": scale,
@@ -159,12 +156,10 @@ def resnet_family(
     config: DenseNetConfig, input_size: int, batch_size: int = 1, dtype: torch.dtype = torch.float32
 ) -> pd.DataFrame:
     """The ResNets sharing the DenseNet's stem (same classes and input channels): reference points."""
-    from ..analysis.closed_form import analyze
-
     rows = []
     for name, cfg in adapted_baselines(config).items():
         try:
-            report = analyze(cfg, input_size=input_size, batch_size=batch_size, dtype=dtype)
+            report = totals(cfg, input_size=input_size, batch_size=batch_size, dtype=dtype)
         except ValueError:  # input too small for this ResNet's downsampling
             continue
         rows.append({"name": name, "title": PRESET_TITLES.get(name, name), "depth": cfg.depth, **_row(report)})
