@@ -1,5 +1,6 @@
 """`python -m densenet_viz.app.launch [streamlit run options]`: `streamlit run app.py`, with the heavy imports
-done and Streamlit's old pages/ folder mode switched off before the first session arrives.
+done, the worker pool starting, and Streamlit's old pages/ folder mode switched off before the first session
+arrives.
 
 Streamlit 1.67 treats a folder named pages/ as its old multipage mode until a run has called st.navigation;
 on a fresh server, sessions that arrive before that run their page file without app.py (no sidebar), and
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from . import caches, ui, work  # noqa: F401 - imported for their side effect: torch, pandas, plotly loaded now
 
+    work.job_pool()  # its workers import torch while the server starts, not while the first Build page waits
     PagesManager.uses_pages_directory = False  # app.py routes with st.navigation; pages/ is not the old mode
     cli.main(["run", str(APP), *(sys.argv[1:] if argv is None else argv)], prog_name="streamlit")
 
