@@ -33,7 +33,7 @@ navigation = st.navigation(
 from densenet_viz.app import ui, work  # noqa: E402  (after st.navigation: see above)
 
 work.freeze_heap()  # once per process: keeps full garbage collections cheap (see work.freeze_heap)
-work.job_pool()  # the heavy-job workers start with the server (importing torch takes them a few seconds)
+work.start_pools()  # once per process (the launcher has usually done it before the server listened)
 ui.sidebar()
 lesson_slot = st.container()  # where a lesson link's controls go on a page that does not place them itself
 navigation.run()

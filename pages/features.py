@@ -140,7 +140,8 @@ try:
     if model is None:  # the seeded random model, built and run on the worker pool, shared by identical requests
         key = ("features", config_key(config), device, path, image_digest(x))
         found = work.run_job(key, tasks.random_feature_map, (config, device, path, x),
-                             "Building the model and running the image", deadline=work.deadline_s(seconds))
+                             "Building the model and running the image", deadline=work.deadline_s(seconds),
+                             lane=work.VIEW)
         if found is None:
             st.stop()
         fmap, logits = found

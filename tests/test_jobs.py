@@ -154,3 +154,22 @@ def test_the_worker_count_setting(monkeypatch):
         jobs.default_workers()
     monkeypatch.delenv(jobs.ENV_WORKERS)
     assert jobs.default_workers() == max(1, (os.cpu_count() or 1) - 1)
+
+
+def test_a_view_never_waits_behind_an_experiment():
+    """The Build and Feature maps pages' jobs have a lane (and a worker) of their own: a class's trainings
+    fill the experiment lane, and a student's model build still starts at once."""
+    from densenet_viz.app import work
+
+    experiments, views = work.job_pool(work.EXPERIMENT), work.job_pool(work.VIEW)
+    assert experiments is not views and views.size == 1
+    for i in range(experiments.size + 1):  # every experiment worker busy, one more queued
+        experiments.submit(("long", i), pj.spin, (60, True), owner=f"trainee {i}")
+    try:
+        views.submit("build", pj.square, (7,), owner="student")
+        assert wait_done(views, "build", 30).result == 49
+        queued = experiments.status(("long", experiments.size))
+        assert queued.state == jobs.QUEUED and queued.position == 1
+    finally:
+        for i in range(experiments.size + 1):
+            experiments.release(("long", i), f"trainee {i}")

@@ -159,7 +159,7 @@ def built_model(state: AppState) -> BuiltModel | None:
     try:
         timed = work.run_job(("build", config_key(state.config), state.device, state.dtype_name), tasks.build_seconds,
                              (state.config, state.device, state.dtype), "Building the model",
-                             deadline=work.deadline_s(seconds))
+                             deadline=work.deadline_s(seconds), lane=work.VIEW)
     except torch.OutOfMemoryError as exc:  # the estimate fitted, but the device's memory ran out anyway
         report_out_of_memory(exc, f"building {state.title} on {state.device}")
         st.stop()

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from . import caches, ui, work  # noqa: F401 - imported for their side effect: torch, pandas, plotly loaded now
 
-    work.job_pool()  # its workers import torch while the server starts, not while the first Build page waits
+    work.start_pools()  # while the server starts, not while the first page that needs a worker waits
     PagesManager.uses_pages_directory = False  # app.py routes with st.navigation; pages/ is not the old mode
     cli.main(["run", str(APP), *(sys.argv[1:] if argv is None else argv)], prog_name="streamlit")
 

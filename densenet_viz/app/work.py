@@ -48,10 +48,24 @@ def freeze_heap() -> None:
     _frozen = True
 
 
+VIEW, EXPERIMENT = "view", "experiment"  # the pool's two lanes
+
+
 @st.cache_resource(show_spinner=False, on_release=lambda pool: pool.shutdown())
-def job_pool() -> jobs.JobPool:
-    """The server's one pool (DENSENET_VIZ_WORKERS workers, default: all cores but one)."""
-    return jobs.JobPool()
+def job_pool(lane: str = EXPERIMENT) -> jobs.JobPool:
+    """The server's workers for one lane: EXPERIMENT (training, the measured trade) has DENSENET_VIZ_WORKERS of
+    them (default: all cores but one); VIEW (a page's model build, its feature maps) has one of its own, so a
+    student's view never queues behind a class's trainings (each view is bounded by the compute budget)."""
+    if lane not in (VIEW, EXPERIMENT):
+        raise ValueError(f"lane must be {VIEW!r} or {EXPERIMENT!r}, got {lane!r}")
+    workers = jobs.default_workers()
+    return jobs.JobPool(workers if lane == EXPERIMENT else min(1, workers))
+
+
+def start_pools() -> None:
+    """Start both lanes' workers now: each imports torch, which takes a few seconds."""
+    for lane in (VIEW, EXPERIMENT):
+        job_pool(lane)
 
 
 CALIBRATION_DELAY_S = 5.0  # let the first page of a fresh server finish before timing the references
@@ -114,10 +128,11 @@ def _label(status: jobs.JobStatus, what: str, workers: int) -> str:
 
 
 def run_job(key: Hashable, fn: Callable, args: tuple, what: str, deadline: float | None = None,
-            on_partial: Callable[[Any], None] | None = None) -> Any | None:
-    """Run (or join) the pool job `key` and wait for it, showing its queue place and progress; its result,
-    or None after saying on the page why there is none. on_partial gets each partial result in order."""
-    pool, owner = job_pool(), _owner()
+            on_partial: Callable[[Any], None] | None = None, lane: str = EXPERIMENT) -> Any | None:
+    """Run (or join) the job `key` in a lane of the pool and wait for it, showing its queue place and progress;
+    its result, or None after saying on the page why there is none. on_partial gets each partial result in
+    order."""
+    pool, owner = job_pool(lane), _owner()
     try:
         status = pool.submit(key, fn, args, owner=owner, deadline_s=deadline)
     except jobs.QueueFull as exc:
