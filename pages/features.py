@@ -1,7 +1,5 @@
 """Feature maps: what every unit of the real DenseNet computes from an image, channel by channel."""
 
-import inspect
-import json
 
 import streamlit as st
 import torch
@@ -9,7 +7,7 @@ import torch
 from densenet_viz.app import keys, work
 from densenet_viz.app.caches import digits, image_digest, refuse_if_too_big, report_out_of_memory, sample_input
 from densenet_viz.app.state import config_key
-from densenet_viz.app.ui import get_state, lesson_controls
+from densenet_viz.app.ui import get_state, lesson_controls, show_code
 from densenet_viz.app.uploads import warn_if_upload_lost
 from densenet_viz.lab import features as fx
 from densenet_viz.lab import images, tasks, training, weights
@@ -22,8 +20,8 @@ RANDOM, TRAINED, LOADED = "Random initialization", "Trained in this app (digits)
 SAMPLE, UPLOAD, DIGIT = "Sample image", "Upload", "Digit (held-out test set)"
 
 
-def loaded_model(config, device):
-    """The uploaded or hub-cache state dict in a model of this session's config (kept per session)."""
+def weights_source() -> weights.WeightsFile:
+    """The uploaded or hub-cache state dict this session chose (an upload's digest is taken once per file)."""
     left, right = st.columns(2)
     upload = left.file_uploader(f"State dict (.pth / .pt, torchvision format, up to {weights.MAX_WEIGHTS_MIB} MiB)",
                                 type=["pth", "pt"], key=WFILE_KEY, max_upload_size=weights.MAX_WEIGHTS_MIB)
@@ -35,25 +33,12 @@ def loaded_model(config, device):
         right.caption("Nothing found in the hub cache." if not found else "")
         st.info("Upload a state dict saved by torchvision (e.g. densenet121-a639ec97.pth) or pick a cached one.")
         st.stop()
-    tag = (upload.file_id if upload is not None else str(hub), json.dumps(config.to_dict(), sort_keys=True), device)
+    tag = upload.file_id if upload is not None else str(hub)
     cached = st.session_state.get(LOADED_KEY)
     if cached is None or cached[0] != tag:
-        work.refuse_over_budget(work.build_cost(config), "Building the model these weights load into",
-                                work.FORWARD_ADVICE)
-        with st.spinner("Loading weights (torch.load, weights_only=True)…"):
-            try:
-                sd = (weights.load_state_dict_bytes(upload.getvalue(), upload.name) if upload is not None
-                      else weights.load_state_dict_file(hub))
-                model = weights.load_weights(config, sd, device)
-            except torch.OutOfMemoryError as exc:
-                st.session_state.pop(LOADED_KEY, None)
-                report_out_of_memory(exc, f"loading the weights onto {device}")
-                st.stop()
-            except ValueError as exc:
-                st.session_state.pop(LOADED_KEY, None)
-                st.error(str(exc))
-                st.stop()
-        st.session_state[LOADED_KEY] = cached = (tag, model)
+        chosen = (weights.WeightsFile.from_upload(upload.getvalue(), upload.name) if upload is not None
+                  else weights.WeightsFile.from_path(hub))
+        st.session_state[LOADED_KEY] = cached = (tag, chosen)
     return cached[1]
 
 
@@ -82,8 +67,8 @@ elif mode == TRAINED:
     st.success(f"DenseNet-BC trained here on digits ({len(run.history) // len(run.configs)} epoch(s)); "
                f"input {size}×{size}, 1 channel.")
 else:
-    model = loaded_model(config, device)
-    st.success(f"Weights loaded into the sidebar's model ({config.num_classes} classes).")
+    wfile = weights_source()
+    loaded_note = st.empty()  # says so once the worker has loaded them
 
 sources = [DIGIT, SAMPLE, UPLOAD] if mode == TRAINED else [SAMPLE, UPLOAD]
 # Only a choice this session made is corrected: a new session (its server restarted) keeps the browser's choice.
@@ -137,22 +122,29 @@ seconds = work.forward_cost(config, size, build=model is None)
 work.refuse_over_budget(seconds, f"One {size}×{size} image through this {config.depth}-layer model",
                         work.FORWARD_ADVICE)
 try:
-    if model is None:  # the seeded random model, built and run on the worker pool, shared by identical requests
-        key = ("features", config_key(config), device, path, image_digest(x))
-        found = work.run_job(key, tasks.random_feature_map, (config, device, path, x),
-                             "Building the model and running the image", deadline=work.deadline_s(seconds),
+    if model is None:  # built and run on the worker pool, shared by identical requests
+        if mode == LOADED:
+            key = ("loaded", wfile.key, config_key(config), device, path, image_digest(x))
+            task, args, what = tasks.loaded_feature_map, (config, device, wfile, path, x), "Loading the weights"
+        else:  # the seeded random model
+            key = ("features", config_key(config), device, path, image_digest(x))
+            task, args, what = tasks.random_feature_map, (config, device, path, x), "Building the model"
+        found = work.run_job(key, task, args, f"{what} and running the image", deadline=work.deadline_s(seconds),
                              lane=work.VIEW)
         if found is None:
             st.stop()
         fmap, logits = found
+        if mode == LOADED:
+            loaded_note.success(f"Weights loaded from {wfile.name} into the sidebar's model ({config.num_classes} "
+                                "classes).")
     else:
         with st.spinner("Running the model…"):
             fmap, logits = fx.compute_feature_map(model, x, config, spec, with_logits=True)
 except torch.OutOfMemoryError as exc:  # a subclass of RuntimeError: free memory before saying so
     report_out_of_memory(exc, f"running the model on {device}")
     st.stop()
-except (ValueError, RuntimeError) as exc:
-    st.error(f"The forward pass failed: {exc}")
+except (ValueError, RuntimeError) as exc:  # from a loaded file: it does not fit the model, or is not a state dict
+    st.error(f"Not computed with {wfile.name}: {exc}" if mode == LOADED else f"The forward pass failed: {exc}")
     st.stop()
 
 groups = fx.channel_groups(spec, getattr(config, "growth_rate", None))
@@ -181,5 +173,4 @@ if logits is not None and mode != RANDOM:
     st.subheader("Top-5 predictions" + (" (ImageNet labels)" if len(logits) == 1000 else ""))
     st.dataframe(weights.top_k(logits, names, 5), hide_index=True,
                  column_config={"probability": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0)})
-with st.expander("Show the code that captures the maps"):
-    st.code(inspect.getsource(fx.capture_features), language="python")
+show_code(fx.capture_features, label="Show the code that captures the maps")

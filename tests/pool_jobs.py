@@ -38,3 +38,10 @@ def models_kept(*, progress) -> int:
     from densenet_viz.lab import tasks
 
     return tasks._inference_model.cache_info().currsize
+
+
+def weights_loaded(*, progress) -> int:
+    """How many models with loaded weights this worker keeps."""
+    from densenet_viz.lab import tasks
+
+    return len(tasks._loaded)

@@ -173,3 +173,36 @@ def test_a_view_never_waits_behind_an_experiment():
     finally:
         for i in range(experiments.size + 1):
             experiments.release(("long", i), f"trainee {i}")
+
+
+def test_loaded_weights_run_in_a_worker_that_keeps_them_and_refuses_a_mismatch(pool):
+    import io
+
+    import numpy as np
+    import torch
+
+    from densenet_viz import DenseNetConfig, build_model
+    from densenet_viz.lab import features as fx
+    from densenet_viz.lab import tasks
+    from densenet_viz.lab.weights import WeightsFile, load_weights
+
+    config = DenseNetConfig(8, (2, 2), 16, stem="cifar", num_classes=10)
+    torch.manual_seed(3)
+    buf = io.BytesIO()
+    torch.save(build_model(config).state_dict(), buf)
+    source = WeightsFile.from_upload(buf.getvalue(), "small.pth")
+    x = torch.randn(1, 3, 32, 32)
+    here = load_weights(config, source.state_dict())  # the second method: the same weights, in this process
+    for path in [s.path for s in fx.selectable_layers(config, 32)][:2]:
+        pool.submit(("loaded", path), tasks.loaded_feature_map, (config, "cpu", source, path, x), owner="a")
+        fmap, logits = wait_done(pool, ("loaded", path)).result
+        spec = next(s for s in fx.selectable_layers(config, 32) if s.path == path)
+        expected, expected_logits = fx.compute_feature_map(here, x, config, spec, with_logits=True)
+        np.testing.assert_allclose(fmap, expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(logits, expected_logits, rtol=1e-5, atol=1e-6)
+    pool.submit("loaded models", pj.weights_loaded, owner="a")
+    assert wait_done(pool, "loaded models").result == 1  # loaded once for both layers
+    other = DenseNetConfig(12, (2, 2), 16, stem="cifar", num_classes=10)
+    pool.submit("mismatch", tasks.loaded_feature_map, (other, "cpu", source, "features.conv0", x), owner="a")
+    failed = wait_done(pool, "mismatch")
+    assert failed.state == jobs.FAILED and isinstance(failed.error, ValueError) and "do not fit" in str(failed.error)

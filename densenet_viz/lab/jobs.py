@@ -311,6 +311,7 @@ class JobPool:
         """Record the outcome (lock held) and wake every waiter."""
         job.state, job.text, job.result, job.error = state, text, result, error
         job.partials = []  # the result holds everything; a finished job keeps no per-epoch copies
+        job.args, job.kwargs = (), {}  # nor its arguments (an uploaded state dict, an image)
         if state == DONE:
             job.fraction = 1.0
         if self._active.get(job.key) is job:

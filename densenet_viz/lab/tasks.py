@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from ..models.config import DenseNetConfig, ResNetConfig
 from . import features as fx
 from . import training
+from .weights import WeightsFile, load_weights
 
 
 @contextlib.contextmanager
@@ -66,9 +67,13 @@ def _inference_model(config: DenseNetConfig | ResNetConfig, device: str) -> nn.M
     return fx.inference_model(config, device)
 
 
+_loaded: dict[tuple, nn.Module] = {}  # at most one: the model with the weights this worker loaded last
+
+
 def release_models() -> None:
-    """Drop the model this worker keeps and return the device's cached memory (after an out-of-memory error)."""
+    """Drop the models this worker keeps and return the device's cached memory (after an out-of-memory error)."""
     _inference_model.cache_clear()
+    _loaded.clear()
     gc.collect()
     torch.cuda.empty_cache()  # a no-op unless CUDA has been initialised
 
@@ -83,6 +88,22 @@ def random_feature_map(config: DenseNetConfig | ResNetConfig, device: str, path:
     spec = next(s for s in fx.selectable_layers(config, x.shape[-1]) if s.path == path)
     with checked_per_module(model, progress.check):
         return fx.compute_feature_map(model, x, config, spec, num_threads=None)
+
+
+def loaded_feature_map(config: DenseNetConfig | ResNetConfig, device: str, source: WeightsFile, path: str, x: Tensor,
+                       *, progress: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """The feature map at `path` and the logits of config with the weights of `source`, for image x; ValueError
+    if the weights do not fit the model (the worker keeps the last model it loaded)."""
+    key = (source.key, config, device)
+    model = _loaded.get(key)
+    if model is None:
+        _loaded.clear()  # one loaded model per worker: drop the last before loading the next
+        progress(0.0, f"loading {source.name} (torch.load, weights_only=True)")
+        model = _loaded[key] = load_weights(config, source.state_dict(), device)
+    progress(0.5, "running the forward pass")
+    spec = next(s for s in fx.selectable_layers(config, x.shape[-1]) if s.path == path)
+    with checked_per_module(model, progress.check):
+        return fx.compute_feature_map(model, x, config, spec, with_logits=True, num_threads=None)
 
 
 def build_seconds(config: DenseNetConfig | ResNetConfig, device: str, dtype: torch.dtype, *,

@@ -6,6 +6,7 @@ pickle that would import or call anything else is refused, and we report it as a
 
 from __future__ import annotations
 
+import hashlib
 import io
 import pickle
 import re
@@ -101,6 +102,33 @@ def load_state_dict_bytes(data: bytes, name: str = "upload") -> dict[str, Tensor
     if len(data) > MAX_WEIGHTS_BYTES:
         raise ValueError(f"{name} is {len(data) / 2**20:.0f} MiB; the limit is {MAX_WEIGHTS_BYTES / 2**20:.0f} MiB")
     return _torch_load(io.BytesIO(bytes(data)), name)
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """Where a state dict comes from: an upload's bytes or a local file, named, with a key that tells files apart
+    (an upload's SHA-256; a local file's path, size and modification time)."""
+
+    name: str
+    key: str
+    data: bytes | None = None
+    path: str | None = None
+
+    @classmethod
+    def from_upload(cls, data: bytes, name: str) -> WeightsFile:
+        """An uploaded file (its bytes travel with it to a worker)."""
+        return cls(name, "sha256:" + hashlib.sha256(data).hexdigest(), data=data)
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> WeightsFile:
+        """A file on this machine, e.g. in the torch hub cache."""
+        path = Path(path).expanduser()
+        stat = path.stat() if path.is_file() else None
+        return cls(path.name, f"file:{path}:{stat and stat.st_size}:{stat and stat.st_mtime_ns}", path=str(path))
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The state dict it holds (legacy keys remapped), or ValueError."""
+        return load_state_dict_bytes(self.data, self.name) if self.data is not None else load_state_dict_file(self.path)
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
