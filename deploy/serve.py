@@ -38,6 +38,13 @@ RESTART_DELAY_MAX_S = 30  # a replica that keeps dying is restarted at most this
 _PR_SET_PDEATHSIG = 1
 
 
+def workers_per_replica(replicas: int, cores: int | None = None) -> int:
+    """Experiment workers for each replica (DENSENET_VIZ_WORKERS): the cores the replicas' own page work leaves,
+    shared out, at least one each. Left alone, every replica would take all cores but one for itself."""
+    cores = len(os.sched_getaffinity(0)) if cores is None else cores
+    return max(1, (cores - replicas) // replicas)
+
+
 def replica_command(port: int, python: str = sys.executable) -> list[str]:
     """The command of one replica: `make run`'s flags on an internal loopback port."""
     return [python, "-m", "densenet_viz.app.launch", "--server.address", "127.0.0.1", "--server.port", str(port)]
@@ -123,6 +130,7 @@ class Supervisor:
         self.restart_delay = restart_delay
         self.replicas = [Replica(f"r{i + 1}", p) for i, p in enumerate(free_ports(replicas))]
         self.env = dict(os.environ, STREAMLIT_SERVER_COOKIE_SECRET=secrets.token_hex(32))  # never on disk
+        self.env.setdefault("DENSENET_VIZ_WORKERS", str(workers_per_replica(replicas)))  # a setting of yours wins
         self.haproxy: subprocess.Popen | None = None
         self.stopping = False
 

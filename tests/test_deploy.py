@@ -148,3 +148,10 @@ def test_haproxy_accepts_the_configuration_make_serve_writes(tmp_path: Path):
     assert check.returncode == 0, check.stdout + check.stderr
     config.write_text(text.replace("timeout tunnel 1h", "timeout tunnel forever"))  # and it does reject errors
     assert subprocess.run(["haproxy", "-c", "-f", str(config)], capture_output=True, timeout=30).returncode != 0
+
+
+def test_make_serve_shares_the_cores_among_the_replicas_workers():
+    serve = load_serve()
+    assert serve.workers_per_replica(2, cores=2) == 1  # each replica still has one experiment worker
+    assert serve.workers_per_replica(4, cores=16) == 3  # 4 page threads + 4 x 3 workers = 16 cores
+    assert serve.workers_per_replica(8, cores=8) == 1

@@ -58,3 +58,18 @@ def test_an_unlimited_cgroup_leaves_memavailable_in_charge(tmp_path):
     # and a container limit above what the host has left does not raise the figure
     big = _fake_cgroup(tmp_path / "big", {"memory.max": str(2**40), "memory.current": "0"})
     assert free_memory_bytes("cpu", cgroup_root=big, meminfo=meminfo) == 2**30
+
+
+def test_the_cores_a_pool_is_sized_for_honour_the_cgroup_cpu_quota(tmp_path):
+    import os
+
+    from densenet_viz.analysis.budget import cpu_count
+
+    mine = len(os.sched_getaffinity(0))
+    assert cpu_count(tmp_path / "none") == mine  # no cgroup files: the CPU affinity
+    assert cpu_count(_fake_cgroup(tmp_path / "v2", {"cpu.max": "max 100000\n"})) == mine  # no quota
+    assert cpu_count(_fake_cgroup(tmp_path / "v2q", {"cpu.max": "150000 100000\n"})) == min(mine, 2)  # 1.5 -> 2
+    assert cpu_count(_fake_cgroup(tmp_path / "v1", {"cpu/cpu.cfs_quota_us": "100000\n",
+                                                   "cpu/cpu.cfs_period_us": "100000\n"})) == 1
+    assert cpu_count(_fake_cgroup(tmp_path / "v1n", {"cpu/cpu.cfs_quota_us": "-1\n",
+                                                    "cpu/cpu.cfs_period_us": "100000\n"})) == mine

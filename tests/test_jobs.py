@@ -161,8 +161,11 @@ def test_a_view_never_waits_behind_an_experiment():
     fill the experiment lane, and a student's model build still starts at once."""
     from densenet_viz.app import work
 
+    work.job_pool.clear()  # fresh pools: the experiment lane starts its workers at its first job, the view lane now
     experiments, views = work.job_pool(work.EXPERIMENT), work.job_pool(work.VIEW)
     assert experiments is not views and views.size == 1
+    time.sleep(0.5)
+    assert experiments.worker_pids() == [] and len(views.worker_pids()) == 1
     for i in range(experiments.size + 1):  # every experiment worker busy, one more queued
         experiments.submit(("long", i), pj.spin, (60, True), owner=f"trainee {i}")
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 
 import torch
@@ -39,6 +41,24 @@ def cgroup_free_bytes(root: Path = CGROUP_ROOT) -> int | None:
             continue
         return max(0, limit - (_read_int(root / usage_file) or 0))
     return None
+
+
+def cpu_count(root: Path = CGROUP_ROOT) -> int:
+    """The cores this process may use: its CPU affinity, capped by its cgroup's CPU quota (v2 `cpu.max`, else v1
+    `cpu.cfs_quota_us`), rounded up; at least 1.
+
+    os.cpu_count() is the host's count: a pod limited to 2 CPUs on a 64-core node would size a pool for 64.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota_text, period_text = (root / "cpu.max").read_text(encoding="ascii").split()[:2]
+        quota, period = (int(quota_text) if quota_text.isdigit() else None), int(period_text)
+    except (OSError, ValueError):
+        quota = _read_int(root / "cpu" / "cpu.cfs_quota_us") or _read_int(root / "cpu.cfs_quota_us")  # -1: none
+        period = _read_int(root / "cpu" / "cpu.cfs_period_us") or _read_int(root / "cpu.cfs_period_us")
+    if quota and period:
+        cores = min(cores, math.ceil(quota / period))
+    return max(1, cores)
 
 
 def _meminfo_available(meminfo: Path = MEMINFO) -> int | None:

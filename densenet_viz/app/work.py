@@ -54,12 +54,15 @@ VIEW, EXPERIMENT = "view", "experiment"  # the pool's two lanes
 @st.cache_resource(show_spinner=False, on_release=lambda pool: pool.shutdown())
 def job_pool(lane: str = EXPERIMENT) -> jobs.JobPool:
     """The server's workers for one lane: EXPERIMENT (training, the measured trade) has DENSENET_VIZ_WORKERS of
-    them (default: all cores but one); VIEW (a page's model build, its feature maps) has one of its own, so a
-    student's view never queues behind a class's trainings (each view is bounded by the compute budget)."""
+    them (default: all cores but one), started at their first job (a training takes far longer than the start);
+    VIEW (a page's model build, its feature maps) has one of its own, started now, so a student's view never
+    waits for a worker to start nor queues behind a class's trainings (each view is bounded by the budget)."""
     if lane not in (VIEW, EXPERIMENT):
         raise ValueError(f"lane must be {VIEW!r} or {EXPERIMENT!r}, got {lane!r}")
     workers = jobs.default_workers()
-    return jobs.JobPool(workers if lane == EXPERIMENT else min(1, workers))
+    if lane == EXPERIMENT:
+        return jobs.JobPool(workers, start_now=False)
+    return jobs.JobPool(min(1, workers))
 
 
 def start_pools() -> None:

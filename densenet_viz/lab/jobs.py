@@ -27,6 +27,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..analysis.budget import cpu_count
+
 ENV_WORKERS = "DENSENET_VIZ_WORKERS"  # 0: run jobs in a thread of this process (no separate workers)
 MAX_PER_OWNER = 3
 WORKER_NICENESS = 10  # workers yield the CPU to the server process, which answers every session's sliders
@@ -45,14 +47,15 @@ class QueueFull(ValueError):
 
 
 def default_workers() -> int:
-    """Workers for this machine: DENSENET_VIZ_WORKERS if set, else all cores but one (at least one)."""
+    """Workers for this machine: DENSENET_VIZ_WORKERS if set, else all the cores this process may use but one (at
+    least one)."""
     text = os.environ.get(ENV_WORKERS, "").strip()
     if text:
         if not text.isdigit() or int(text) > 64:
             raise ValueError(f"{ENV_WORKERS} must be an integer in [0, 64], got {text!r}")
         return int(text)
     # One core stays with the server process, which answers every slider of every session.
-    return max(1, (os.cpu_count() or 1) - 1)
+    return max(1, cpu_count() - 1)
 
 
 @dataclass(frozen=True)
@@ -186,7 +189,8 @@ class _Worker:
 class JobPool:
     """A bounded pool of workers running keyed jobs, shared by every session of a server process."""
 
-    def __init__(self, workers: int | None = None, threads: int = 1, max_per_owner: int = MAX_PER_OWNER) -> None:
+    def __init__(self, workers: int | None = None, threads: int = 1, max_per_owner: int = MAX_PER_OWNER,
+                 start_now: bool = True) -> None:
         workers = default_workers() if workers is None else workers
         if workers < 0 or threads < 1 or max_per_owner < 1:
             raise ValueError(f"need workers >= 0, threads, max_per_owner >= 1; got {workers, threads, max_per_owner}")
@@ -199,8 +203,8 @@ class JobPool:
         self._active: dict[Hashable, _Job] = {}
         self._finished: OrderedDict[Hashable, _Job] = OrderedDict()
         self._closed = False
-        self._threads = [threading.Thread(target=self._dispatch, args=(w,), daemon=True, name="densenet-viz-jobs")
-                         for w in self._workers]
+        self._threads = [threading.Thread(target=self._dispatch, args=(w, start_now), daemon=True,
+                                          name="densenet-viz-jobs") for w in self._workers]
         for thread in self._threads:
             thread.start()
 
@@ -323,9 +327,10 @@ class JobPool:
             self._finished.popitem(last=False)
         self._lock.notify_all()
 
-    def _dispatch(self, worker: _Worker) -> None:
-        with contextlib.suppress(Exception):  # start it now (importing torch takes a second or two); else later
-            worker.ensure_started()
+    def _dispatch(self, worker: _Worker, start_now: bool) -> None:
+        if start_now:  # importing torch takes a worker a second or two; else at its first job
+            with contextlib.suppress(Exception):
+                worker.ensure_started()
         while True:
             with self._lock:
                 while not self._queue and not self._closed:
