@@ -26,8 +26,13 @@ PAGES = [
 # treats the folder pages/ as its old multipage mode and runs a deep link's page without this script (no
 # sidebar). On a fresh server the first run spends seconds importing torch; navigating first shrinks that
 # window to milliseconds (ui.get_state reruns the rare session that still lands in it).
+# The first page is the default, served at "/" (its own pathname, reserved but unused, moves to "/start"); a hidden
+# alias lets "/build", what a link or a student types, open it too instead of Streamlit's "Page not found".
+(first, first_title, first_icon), *others = PAGES
 navigation = st.navigation(
-    [st.Page(path, title=title, icon=icon) for path, title, icon in PAGES]
+    [st.Page(first, title=first_title, icon=first_icon, url_path="start", default=True)]
+    + [st.Page(path, title=title, icon=icon) for path, title, icon in others]
+    + [st.Page(first, title=first_title, url_path="build", visibility="hidden")]
 )
 
 from densenet_viz.app import ui, work  # noqa: E402  (after st.navigation: see above)

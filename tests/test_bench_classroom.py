@@ -10,7 +10,7 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from densenet_viz.bench import classroom
-from densenet_viz.bench.stream import Session, page_cookies
+from densenet_viz.bench.stream import Session, page_cookies, run_sync
 
 SLIDER_ID = "$$ID-0123456789abcdef-growth_rate"
 CURVES_ID = "$$ID-fedcba9876543210-train_curves"
@@ -72,11 +72,11 @@ def test_rerun_counts_exception_boxes_and_sends_widget_changes_by_element_id():
     ws = FakeSocket([[_slider(), query, _finished()], [_slider(), _exception("boom"), _finished()]])
     session = Session(ws, "k0=65")
 
-    first = asyncio.run(session.rerun("growth", timeout=5))
+    first = run_sync(session.rerun("growth", timeout=5))
     assert first.finished and first.exceptions == []
     assert session.widget_ids == {"growth_rate": SLIDER_ID}
     session.slider("growth_rate", 20)
-    second = asyncio.run(session.rerun("growth", timeout=5))
+    second = run_sync(session.rerun("growth", timeout=5))
     assert second.finished and second.exceptions == ["ValueError: boom"]
 
     sent = [b.rerun_script for b in ws.sent]
@@ -101,8 +101,8 @@ def test_waiting_for_a_result_answers_auto_reruns_until_the_element_is_drawn():
         [curves, _finished(ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY)],  # second poll: the result
     ])  # fmt: skip
     session = Session(ws, "")
-    asyncio.run(session.rerun("training", timeout=5))
-    result = asyncio.run(session.rerun("training", press="train_start", until_key="train_curves", timeout=5))
+    run_sync(session.rerun("training", timeout=5))
+    result = run_sync(session.rerun("training", press="train_start", until_key="train_curves", timeout=5))
     assert result.finished
     sent = [b.rerun_script for b in ws.sent]
     assert sent[1].widget_states.widgets[0].trigger_value
@@ -111,7 +111,7 @@ def test_waiting_for_a_result_answers_auto_reruns_until_the_element_is_drawn():
 
 def test_a_missing_result_is_unfinished_not_a_hang():
     ws = FakeSocket([[_finished()]])
-    result = asyncio.run(Session(ws, "").rerun("training", until_key="train_curves", timeout=0.3))
+    result = run_sync(Session(ws, "").rerun("training", until_key="train_curves", timeout=0.3))
     assert not result.finished and 0.3 <= result.seconds < 2
 
 
@@ -173,3 +173,14 @@ def test_url_option_drives_a_running_server_and_starts_nothing(app_url):
     assert summary["failed/unfinished"] == ["0"] and summary["exception boxes"] == ["0"], text
     assert summary["server CPU s"] == summary["server RSS GiB"] == ["n/a"]  # a deployment given by URL: not measured
     assert "Channel growth" in pages["page"]
+
+
+def test_run_sync_also_runs_where_this_thread_already_runs_an_event_loop():
+    async def inside_a_loop() -> int:  # as under Playwright's sync API or in a notebook
+        pending = asyncio.sleep(0)
+        with pytest.raises(RuntimeError):
+            asyncio.run(pending)  # what the benchmark used to call, and failed with
+        pending.close()
+        return run_sync(asyncio.sleep(0, result=7))
+
+    assert asyncio.run(inside_a_loop()) == 7 and run_sync(asyncio.sleep(0, result=8)) == 8

@@ -53,9 +53,12 @@ def open_url(page, url: str) -> None:
 
 
 def no_exception(page, where: str) -> None:
+    """No exception box on the page, and no "Page not found" dialog for the path it was opened at."""
     boxes = page.locator(EXCEPTION)
     if boxes.count():
         pytest.fail(f"{where}: Streamlit exception box:\n{boxes.first.inner_text()[:3000]}")
+    if page.get_by_text("Page not found").count():
+        pytest.fail(f"{where}: Streamlit's 'Page not found' dialog for {page.url}")
 
 
 def metric(page, label: str) -> str:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from websockets.exceptions import InvalidHandshake
 
-from .stream import RunResult, Session
+from .stream import RunResult, Session, run_sync
 from .tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[2]  # where app.py and .streamlit/ live
@@ -348,10 +348,10 @@ def measure(opts: Options) -> str:
         cpu_start = cpu_seconds(process.pid) if process else 0.0
         slider = None
         if opts.train:
-            results, slider, wall = asyncio.run(_train_rush(url, opts))
+            results, slider, wall = run_sync(_train_rush(url, opts))
             slider = slider if opts.slider_student else None
         else:
-            results, wall = asyncio.run(_classroom(url, opts))
+            results, wall = run_sync(_classroom(url, opts))
         server = None
         if process is not None:
             rss, child_rss = rss_bytes(process.pid)
