@@ -1,6 +1,5 @@
 """Feature maps: what every unit of the real DenseNet computes from an image, channel by channel."""
 
-
 import streamlit as st
 import torch
 

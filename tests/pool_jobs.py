@@ -34,14 +34,14 @@ def out_of_memory(*, progress) -> None:
 
 
 def models_kept(*, progress) -> int:
-    """How many models this worker keeps for the feature-map jobs."""
+    """How many random-weight models this worker keeps for the feature-map jobs."""
     from densenet_viz.lab import tasks
 
-    return tasks._inference_model.cache_info().currsize
+    return int("random" in tasks._kept)
 
 
 def weights_loaded(*, progress) -> int:
     """How many models with loaded weights this worker keeps."""
     from densenet_viz.lab import tasks
 
-    return len(tasks._loaded)
+    return int("loaded" in tasks._kept)

@@ -258,8 +258,7 @@ class JobPool:
         """
         with self._lock:
             self._lock.wait_for(lambda: key not in self._active, timeout)
-            job = self._active.get(key) or self._finished.get(key)
-            return None if job is None else self._status(job)
+            return self.status(key)  # the pool's lock is reentrant
 
     def release(self, key: Hashable, owner: Hashable) -> None:
         """`owner` no longer waits for `key`; a job nobody waits for is dropped from the queue or cancelled."""

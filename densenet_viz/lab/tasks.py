@@ -8,10 +8,9 @@ page shows.
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 import numpy as np
@@ -61,21 +60,32 @@ def measure_trade(config: DenseNetConfig, input_size: int, batch_size: int, devi
     return trade.measure_trade(config, input_size, batch_size, device=device, progress=progress)
 
 
-# One model per worker: a student who picks another layer or image of the same model does not wait for a build.
-@functools.lru_cache(maxsize=1)
-def _inference_model(config: DenseNetConfig | ResNetConfig, device: str) -> nn.Module:
-    return fx.inference_model(config, device)
+# Per kind of model (random, loaded), the one this worker made last: a student who picks another layer or image
+# of the same model does not wait for it again.
+_kept: dict[str, tuple[Hashable, nn.Module]] = {}
 
 
-_loaded: dict[tuple, nn.Module] = {}  # at most one: the model with the weights this worker loaded last
+def _kept_model(kind: str, key: Hashable, make: Callable[[], nn.Module]) -> nn.Module:
+    held = _kept.get(kind)
+    if held is None or held[0] != key:
+        _kept.pop(kind, None)  # drop the last before making the next
+        _kept[kind] = held = (key, make())
+    return held[1]
 
 
 def release_models() -> None:
     """Drop the models this worker keeps and return the device's cached memory (after an out-of-memory error)."""
-    _inference_model.cache_clear()
-    _loaded.clear()
+    _kept.clear()
     gc.collect()
     torch.cuda.empty_cache()  # a no-op unless CUDA has been initialised
+
+
+def _feature_map(model: nn.Module, config: DenseNetConfig | ResNetConfig, path: str, x: Tensor, with_logits: bool,
+                 progress: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    progress(0.5, "running the forward pass")
+    spec = next(s for s in fx.selectable_layers(config, x.shape[-1]) if s.path == path)
+    with checked_per_module(model, progress.check):
+        return fx.compute_feature_map(model, x, config, spec, with_logits=with_logits, num_threads=None)
 
 
 def random_feature_map(config: DenseNetConfig | ResNetConfig, device: str, path: str, x: Tensor, *,
@@ -83,27 +93,18 @@ def random_feature_map(config: DenseNetConfig | ResNetConfig, device: str, path:
     """The feature map at `path` of the seeded random model of config for image x (the worker keeps its last
     model)."""
     progress(0.0, "building the model")
-    model = _inference_model(config, device)
-    progress(0.5, "running the forward pass")
-    spec = next(s for s in fx.selectable_layers(config, x.shape[-1]) if s.path == path)
-    with checked_per_module(model, progress.check):
-        return fx.compute_feature_map(model, x, config, spec, num_threads=None)
+    model = _kept_model("random", (config, device), lambda: fx.inference_model(config, device))
+    return _feature_map(model, config, path, x, False, progress)
 
 
 def loaded_feature_map(config: DenseNetConfig | ResNetConfig, device: str, source: WeightsFile, path: str, x: Tensor,
                        *, progress: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """The feature map at `path` and the logits of config with the weights of `source`, for image x; ValueError
     if the weights do not fit the model (the worker keeps the last model it loaded)."""
-    key = (source.key, config, device)
-    model = _loaded.get(key)
-    if model is None:
-        _loaded.clear()  # one loaded model per worker: drop the last before loading the next
-        progress(0.0, f"loading {source.name} (torch.load, weights_only=True)")
-        model = _loaded[key] = load_weights(config, source.state_dict(), device)
-    progress(0.5, "running the forward pass")
-    spec = next(s for s in fx.selectable_layers(config, x.shape[-1]) if s.path == path)
-    with checked_per_module(model, progress.check):
-        return fx.compute_feature_map(model, x, config, spec, with_logits=True, num_threads=None)
+    progress(0.0, f"loading {source.name} (torch.load, weights_only=True)")
+    model = _kept_model("loaded", (source.key, config, device),
+                        lambda: load_weights(config, source.state_dict(), device))
+    return _feature_map(model, config, path, x, True, progress)
 
 
 def build_seconds(config: DenseNetConfig | ResNetConfig, device: str, dtype: torch.dtype, *,
