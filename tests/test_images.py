@@ -115,8 +115,10 @@ def _bad_uploads() -> dict[str, tuple[bytes, str]]:
         "truncated JPEG": (jpeg[: len(jpeg) * 2 // 3], "truncated or corrupt"),
         "corrupt PNG data": (bytes(corrupt), "truncated or corrupt"),
         "bomb header 100000x100000": (png_claiming(100_000, 100_000), "decompression bomb"),
-        "bomb header 7000x7000": (png_claiming(7000, 7000), "decompression bomb"),
-        "bomb 1-bit 6400x6400 compressed": (encode(Image.new("1", (6400, 6400)), "PNG"), "decompression bomb"),
+        "bomb header 7000x7000": (png_claiming(7000, 7000), "limit is 16,777,216 pixels"),
+        "bomb 1-bit 6400x6400 compressed": (encode(Image.new("1", (6400, 6400)), "PNG"), "limit is 16,777,216 pixels"),
+        "a strip 100000x10": (png_claiming(100_000, 10), "up to 20:1"),
+        "a strip 3x60000": (png_claiming(3, 60_000), "up to 20:1"),
         "signature and header only": (png[:33], "corrupt"),
     }
 
@@ -166,18 +168,24 @@ def _convertible() -> dict[str, tuple[bytes, str, str]]:
 @pytest.mark.parametrize("case", list(_convertible()))
 def test_convertible_uploads_become_8_bit_rgb_or_gray(case):
     data, mode, note = _convertible()[case]
-    decoded = decode_upload(data, case)
-    assert decoded.image.mode == mode
-    assert note in " ".join(decoded.notes)
     for channels in (1, 3):
-        assert preprocess(decoded.image, 32, channels).tensor.shape == (1, channels, 32, 32)
+        pre = images.prepare_upload(data, case, 32, channels)
+        assert pre.tensor.shape == (1, channels, 32, 32)
+        assert pre.display.shape == ((32, 32) if channels == 1 else (32, 32, 3)) and pre.display.dtype == np.uint8
+        assert note in " ".join(pre.notes)
+    gray = (pre.display == pre.display[..., :1]).all()  # a grayscale source shows equal R, G and B
+    assert gray == (mode == "L")
 
 
 def test_sixteen_bit_values_are_scaled_not_clipped():
-    sixteen = Image.fromarray(np.array([[0, 257 * 100, 65535]], dtype=np.uint16))
-    assert np.asarray(decode_upload(encode(sixteen, "PNG")).image).tolist() == [[0, 100, 255]]
+    sixteen = Image.fromarray(np.array([[0, 257 * 100, 65535]] * 3, dtype=np.uint16))
+    # a 3x3 image at input 3: resized to its own size, so the display holds the converted values as they are
+    assert images.prepare_upload(encode(sixteen, "PNG"), "s.png", 3, 1).display.tolist() == [[0, 100, 255]] * 3
+    # round to nearest: 128 / 257 rounds down, 129 / 257 up (a float division rounds the same)
+    odd = Image.fromarray(np.array([[128, 129, 257 * 200 + 128]] * 3, dtype=np.uint16))
+    assert images.prepare_upload(encode(odd, "PNG"), "o.png", 3, 1).display.tolist() == [[0, 1, 200]] * 3
 
 
 def test_transparent_pixels_become_white():
     rgba = Image.new("RGBA", (4, 4), (10, 20, 30, 0))
-    assert decode_upload(encode(rgba, "PNG")).image.getpixel((0, 0)) == (255, 255, 255)
+    assert images.prepare_upload(encode(rgba, "PNG"), "t.png", 4).display[0, 0].tolist() == [255, 255, 255]

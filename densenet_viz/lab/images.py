@@ -8,8 +8,9 @@ grayscale, RGBA, CMYK, palette) is converted, and the conversion is reported in 
 from __future__ import annotations
 
 import io
+import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -22,7 +23,11 @@ ALLOWED_TEXT = "PNG, JPEG, WebP or BMP"
 UPLOAD_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "bmp")
 MAX_UPLOAD_MIB = 20  # also the uploader's limit (Streamlit counts upload sizes in MiB)
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MIB * 1024 * 1024
-MAX_PIXELS = 40_000_000  # about 6300 x 6300; a 40 MP photo decodes to 120 MB of RGB
+# Decoded pixels at most (a 16 MP photo; Pillow holds RGB and RGBA at 4 bytes a pixel: 64 MiB). A larger JPEG is
+# decoded at 1/2, 1/4 or 1/8 scale to fit; other formats are refused.
+MAX_PIXELS = 4096 * 4096
+MAX_ASPECT = 20  # longest side over shortest: panoramas pass, a 100,000 x 10 strip does not
+MAX_RESIZED_PIXELS = 2048 * 2048  # a whole image resized before the crop (a 3:1 panorama at input 1024 fits)
 
 # torchvision's ImageNet statistics (the numbers every pretrained DenseNet was trained with).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -47,7 +52,7 @@ SAMPLE_IMAGES: dict[str, str] = {
 
 @dataclass
 class DecodedImage:
-    """An upload or sample as an 8-bit RGB or L PIL image, with what was done to get there."""
+    """An upload or sample as an upright PIL image (any mode Pillow decodes), with what was done to get there."""
 
     image: Image.Image
     source_format: str
@@ -62,6 +67,7 @@ class Preprocessed:
     display: np.ndarray  # (S, S, 3) or (S, S) uint8: what the network sees, before normalisation
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    notes: tuple[str, ...] = ()  # what was done to the image to get here (conversions, reduced decoding)
 
 
 def load_sample(name: str) -> DecodedImage:
@@ -76,9 +82,10 @@ def load_sample(name: str) -> DecodedImage:
 
 
 def _to_8bit_gray(image: Image.Image) -> Image.Image:
-    """A 16- or 32-bit integer grayscale image scaled to 0..255 (0..65535 maps linearly)."""
-    array = np.asarray(image).astype(np.float64)
-    return Image.fromarray(np.clip(np.round(array / 257.0), 0, 255).astype(np.uint8), mode="L")
+    """A 16- or 32-bit integer grayscale image scaled to 0..255 (0..65535 maps linearly, rounded to nearest)."""
+    array = np.asarray(image).astype(np.int64)
+    # round(v / 257) in integers (v / 257 is never exactly half-way): no float64 copy of a large image
+    return Image.fromarray(np.clip((2 * array + 257) // 514, 0, 255).astype(np.uint8), mode="L")
 
 
 def _on_white(image: Image.Image) -> Image.Image:
@@ -127,8 +134,31 @@ def _describe_format(data: bytes) -> str:
         return "not an image (or the file is corrupt)"
 
 
+def _check_canvas(filename: str, width: int, height: int, limit: int) -> None:
+    """Refuse, before any pixel is decoded, a canvas that is empty, too large or absurdly narrow."""
+    if width < 1 or height < 1:
+        raise ValueError(f"{filename} has an empty canvas ({width}x{height})")
+    if width * height > limit:
+        raise ValueError(f"{filename} is {width}x{height} = {width * height:,} pixels; the limit is {limit:,} pixels "
+                         f"(a larger JPEG is read at a reduced scale): save it smaller")
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        ratio = max(width, height) / min(width, height)
+        raise ValueError(f"{filename} is {width}x{height} pixels, a strip {ratio:,.0f} times longer than wide; the "
+                         f"network sees a square, so images up to {MAX_ASPECT}:1 are taken")
+
+
+def _draft_scale(width: int, height: int) -> int:
+    """The smallest JPEG decoding scale (1, 2, 4 or 8) that brings the image within MAX_PIXELS."""
+    return next((s for s in (1, 2, 4, 8) if math.ceil(width / s) * math.ceil(height / s) <= MAX_PIXELS), 8)
+
+
 def decode_upload(data: bytes, filename: str = "upload") -> DecodedImage:
-    """Decode uploaded bytes into an 8-bit RGB or L image, or raise ValueError saying what is wrong."""
+    """Decode uploaded bytes with bounded memory, or raise ValueError saying what is wrong.
+
+    The canvas is checked from the header before any pixel is decoded (pixels, aspect ratio); a large JPEG is
+    decoded at a reduced scale (its own DCT scaling) to at most MAX_PIXELS. The result is upright (EXIF
+    orientation applied) in the mode it was stored in; `preprocess` converts only the part the network sees.
+    """
     allowed = ALLOWED_TEXT
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ValueError(f"{filename}: expected the file's bytes, got {type(data).__name__}")
@@ -136,9 +166,8 @@ def decode_upload(data: bytes, filename: str = "upload") -> DecodedImage:
     if len(data) == 0:
         raise ValueError(f"{filename} is empty (0 bytes); upload a {allowed} image")
     if len(data) > MAX_UPLOAD_BYTES:
-        raise ValueError(
-            f"{filename} is {len(data) / 2**20:.1f} MiB; the limit is {MAX_UPLOAD_BYTES / 2**20:.0f} MiB"
-        )
+        raise ValueError(f"{filename} is {len(data):,} bytes; the limit is {MAX_UPLOAD_MIB} MiB "
+                         f"({MAX_UPLOAD_BYTES:,} bytes)")
     with warnings.catch_warnings():
         # Pillow warns (and past 2x its limit raises) about decompression bombs when it reads the header.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -154,25 +183,22 @@ def decode_upload(data: bytes, filename: str = "upload") -> DecodedImage:
             raise ValueError(f"{filename} could not be read as an image: {exc}") from exc
         width, height = image.size
         fmt = image.format or "unknown"
-        if width < 1 or height < 1:
-            raise ValueError(f"{filename} has an empty canvas ({width}x{height})")
-        if width * height > MAX_PIXELS:
-            raise ValueError(
-                f"{filename} is {width}x{height} = {width * height:,} pixels (a decompression bomb?); "
-                f"the limit is {MAX_PIXELS:,} pixels"
-            )
+        scale = _draft_scale(width, height) if fmt == "JPEG" else 1
+        _check_canvas(filename, width, height, MAX_PIXELS * scale**2)
+        notes: list[str] = []
+        if scale > 1:
+            image.draft(image.mode, (math.ceil(width / scale), math.ceil(height / scale)))
+            notes.append(f"{width}x{height} JPEG decoded at 1/{scale} scale ({image.size[0]}x{image.size[1]})")
         try:
             image.load()  # decode now, inside the guard: truncated or corrupt data fails here
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ValueError(f"{filename} decodes to too many pixels; the limit is {MAX_PIXELS:,}") from exc
         except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
             raise ValueError(f"{filename} is truncated or corrupt ({fmt}): {exc}") from exc
-    notes: list[str] = []
     try:
         image = ImageOps.exif_transpose(image)  # phones store rotation in EXIF, not in the pixels
     except (OSError, ValueError, SyntaxError):
         notes.append("EXIF orientation could not be read and was ignored")
-    image = _normalise_mode(image, notes)
     return DecodedImage(image=image, source_format=fmt, notes=notes)
 
 
@@ -189,23 +215,47 @@ def preprocess(image: Image.Image, input_size: int, in_channels: int = 3, crop_f
     """Resize the shorter side to input_size / crop_fraction, centre-crop input_size, normalise.
 
     crop_fraction 0.875 is torchvision's ImageNet evaluation (resize 256, crop 224); 1.0 keeps the
-    whole shorter side.
+    whole shorter side. When resizing the whole image would make more than MAX_RESIZED_PIXELS, only the
+    centre region the crop reads (plus the resampling filter's reach) is converted and resampled, so the
+    cost follows the input size, not the image's length.
     """
     if isinstance(input_size, bool) or not isinstance(input_size, int) or not 1 <= input_size <= 4096:
         raise ValueError(f"input_size must be an integer in [1, 4096], got {input_size!r}")
     if not 0.1 <= crop_fraction <= 1.0:
         raise ValueError(f"crop_fraction must be in [0.1, 1.0], got {crop_fraction}")
     mean, std = normalization(in_channels)
-    image = image.convert("L" if in_channels == 1 else "RGB")
     width, height = image.size
     short = max(input_size, round(input_size / crop_fraction))
     scale = short / min(width, height)
-    new_size = (max(short, round(width * scale)), max(short, round(height * scale)))
-    resized = image.resize(new_size, Image.Resampling.BILINEAR, reducing_gap=None)
-    left, top = (new_size[0] - input_size) // 2, (new_size[1] - input_size) // 2
-    cropped = resized.crop((left, top, left + input_size, top + input_size))
+    new_w, new_h = max(short, round(width * scale)), max(short, round(height * scale))
+    left, top = (new_w - input_size) // 2, (new_h - input_size) // 2
+    # The crop in source pixels, as a whole-image resize maps it (a source pixel per width / new_w output pixels).
+    sx, sy = width / new_w, height / new_h
+    box = (left * sx, top * sy, (left + input_size) * sx, (top + input_size) * sy)
+    # A bilinear output pixel reads max(1, scale) source pixels on each side of its centre.
+    mx, my = math.ceil(max(sx, 1.0)) + 2, math.ceil(max(sy, 1.0)) + 2
+    x0, y0 = max(0, math.floor(box[0]) - mx), max(0, math.floor(box[1]) - my)
+    x1, y1 = min(width, math.ceil(box[2]) + mx), min(height, math.ceil(box[3]) + my)
+    notes: list[str] = []
+    mode = "L" if in_channels == 1 else "RGB"
+    if new_w * new_h <= MAX_RESIZED_PIXELS:  # every ordinary image: resize the whole, then crop (torchvision's way)
+        resized = _normalise_mode(image, notes).convert(mode).resize((new_w, new_h), Image.Resampling.BILINEAR,
+                                                                     reducing_gap=None)
+        cropped = resized.crop((left, top, left + input_size, top + input_size))
+    else:  # a long strip: only the region the crop reads (the filter's arithmetic may differ by one grey level)
+        region = _normalise_mode(image.crop((x0, y0, x1, y1)), notes).convert(mode)
+        cropped = region.resize((input_size, input_size), Image.Resampling.BILINEAR,
+                                box=(box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0), reducing_gap=None)
     display = np.asarray(cropped, dtype=np.uint8).copy()
     x = torch.from_numpy(display.astype(np.float32) / 255.0)
     x = x.unsqueeze(0) if in_channels == 1 else x.permute(2, 0, 1)  # (C, S, S)
     x = (x - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)
-    return Preprocessed(tensor=x.unsqueeze(0).contiguous(), display=display, mean=mean, std=std)
+    return Preprocessed(tensor=x.unsqueeze(0).contiguous(), display=display, mean=mean, std=std, notes=tuple(notes))
+
+
+def prepare_upload(data: bytes, filename: str, input_size: int, in_channels: int = 3,
+                   crop_fraction: float = 1.0) -> Preprocessed:
+    """An upload decoded (bounded) and preprocessed for a model, with every note on what was done to it."""
+    decoded = decode_upload(data, filename)
+    pre = preprocess(decoded.image, input_size, in_channels, crop_fraction)
+    return replace(pre, notes=(*decoded.notes, *pre.notes))
