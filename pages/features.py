@@ -2,9 +2,19 @@
 
 import streamlit as st
 import torch
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 
+from densenet_viz import markup
 from densenet_viz.app import keys, work
-from densenet_viz.app.caches import digits, image_digest, refuse_if_too_big, report_out_of_memory, sample_input
+from densenet_viz.app.caches import (
+    digits,
+    prepared_upload,
+    refuse_if_too_big,
+    report_out_of_memory,
+    sample_input,
+    upload_digest,
+    weights_view,
+)
 from densenet_viz.app.state import config_key
 from densenet_viz.app.ui import get_state, lesson_controls, show_code
 from densenet_viz.app.uploads import warn_if_upload_lost
@@ -14,13 +24,14 @@ from densenet_viz.viz import feature_charts as fc
 
 WEIGHTS_KEY, SOURCE_KEY, SAMPLE_KEY, UPLOAD_KEY = keys.FM_WEIGHTS, keys.FM_SOURCE, keys.FM_SAMPLE, keys.FM_UPLOAD
 DIGIT_KEY, LAYER_KEY, CHANNELS_KEY = keys.FM_DIGIT, keys.FM_LAYER, keys.FM_CHANNELS
-WFILE_KEY, HUB_KEY, LOADED_KEY = keys.FM_WEIGHTS_FILE, keys.FM_HUB_FILE, keys.LOADED_WEIGHTS
+WFILE_KEY, HUB_KEY = keys.FM_WEIGHTS_FILE, keys.FM_HUB_FILE
 RANDOM, TRAINED, LOADED = "Random initialization", "Trained in this app (digits)", "Loaded state dict"
 SAMPLE, UPLOAD, DIGIT = "Sample image", "Upload", "Digit (held-out test set)"
 
 
-def weights_source() -> weights.WeightsFile:
-    """The uploaded or hub-cache state dict this session chose (an upload's digest is taken once per file)."""
+def weights_source() -> tuple[weights.WeightsFile, UploadedFile | None]:
+    """The state dict this session chose (an upload named by its digest, not held here; or a hub-cache file), and
+    the upload that can send its bytes when a worker does not hold them."""
     left, right = st.columns(2)
     upload = left.file_uploader(f"State dict (.pth / .pt, torchvision format, up to {weights.MAX_WEIGHTS_MIB} MiB)",
                                 type=["pth", "pt"], key=WFILE_KEY, max_upload_size=weights.MAX_WEIGHTS_MIB)
@@ -32,13 +43,9 @@ def weights_source() -> weights.WeightsFile:
         right.caption("Nothing found in the hub cache." if not found else "")
         st.info("Upload a state dict saved by torchvision (e.g. densenet121-a639ec97.pth) or pick a cached one.")
         st.stop()
-    tag = upload.file_id if upload is not None else str(hub)
-    cached = st.session_state.get(LOADED_KEY)
-    if cached is None or cached[0] != tag:
-        chosen = (weights.WeightsFile.from_upload(upload.getvalue(), upload.name) if upload is not None
-                  else weights.WeightsFile.from_path(hub))
-        st.session_state[LOADED_KEY] = cached = (tag, chosen)
-    return cached[1]
+    if upload is not None:
+        return weights.WeightsFile(upload.name, "sha256:" + upload_digest(upload)), upload
+    return weights.WeightsFile.from_path(hub), None
 
 
 state = get_state()
@@ -66,7 +73,7 @@ elif mode == TRAINED:
     st.success(f"DenseNet-BC trained here on digits ({len(run.history) // len(run.configs)} epoch(s)); "
                f"input {size}×{size}, 1 channel.")
 else:
-    wfile = weights_source()
+    wfile, wupload = weights_source()
     loaded_note = st.empty()  # says so once the worker has loaded them
 
 sources = [DIGIT, SAMPLE, UPLOAD] if mode == TRAINED else [SAMPLE, UPLOAD]
@@ -80,13 +87,13 @@ try:
         data = digits(size, run.settings.test_fraction, run.settings.seed)
         index = left.slider("Test digit", 0, len(data.y_test) - 1, 0, key=DIGIT_KEY)
         x, display = data.x_test[index : index + 1], data.test_images[index]
-        notes = [f"label {int(data.y_test[index])}"]
+        notes, image_key = [f"label {int(data.y_test[index])}"], ("digit", index)
     else:
         crop = 0.875 if mode == LOADED and config.stem == "imagenet" else 1.0  # torchvision's resize 256, crop 224
         if source == SAMPLE:
             name = left.selectbox("Sample (bundled with scikit-image)", list(images.SAMPLE_IMAGES), key=SAMPLE_KEY,
                                   format_func=images.SAMPLE_IMAGES.get)
-            pre, notes = sample_input(name, size, config.in_channels, crop)
+            pre, image_key = sample_input(name, size, config.in_channels, crop), ("sample", name)
         else:
             upload = left.file_uploader(f"Image ({images.ALLOWED_TEXT}, up to {images.MAX_UPLOAD_MIB} MiB)",
                                         type=list(images.UPLOAD_EXTENSIONS), key=UPLOAD_KEY,
@@ -95,15 +102,17 @@ try:
                 warn_if_upload_lost(UPLOAD_KEY, "image")
                 st.info("Upload an image to see its feature maps.")
                 st.stop()
-            decoded = images.decode_upload(upload.getvalue(), upload.name)
-            pre, notes = images.preprocess(decoded.image, size, config.in_channels, crop), decoded.notes
-        x, display = pre.tensor, pre.display
+            pre, image_key = prepared_upload(upload, size, config.in_channels, crop), ("upload", upload_digest(upload))
+            if pre is None:
+                st.stop()
+        x, display, notes = pre.tensor, pre.display, list(pre.notes)
+        image_key = (*image_key, size, config.in_channels, crop)
 except ValueError as exc:
-    st.error(f"This image cannot be used: {exc}")
+    st.error(f"This image cannot be used: {markup.message(exc)}")
     st.stop()
 right.image(display, caption=f"What the network sees: {size}×{size}, {config.in_channels} channel(s)", width=220)
 if notes:
-    right.caption("; ".join(notes))
+    right.caption(markup.message("; ".join(notes)))
 
 try:
     specs = {s.path: s for s in fx.selectable_layers(config, size)}
@@ -120,52 +129,54 @@ n_show = st.slider("Channels to draw", 1, 64, 16, key=CHANNELS_KEY)
 seconds = work.forward_cost(config, size, build=model is None)
 work.refuse_over_budget(seconds, f"One {size}×{size} image through this {config.depth}-layer model",
                         work.FORWARD_ADVICE)
+groups = fx.channel_groups(spec, getattr(config, "growth_rate", None))
 try:
     if model is None:  # built and run on the worker pool, shared by identical requests
+        deadline, lane = work.deadline_s(seconds), work.view_lane(seconds)
         if mode == LOADED:
-            key = ("loaded", wfile.key, config_key(config), device, path, image_digest(x))
-            task, args, what = tasks.loaded_feature_map, (config, device, wfile, path, x), "Loading the weights"
+            view = weights_view(("loaded", wfile.key, config_key(config), device, path, image_key), config, device,
+                                wfile, wupload, path, x, deadline, lane)
         else:  # the seeded random model
-            key = ("features", config_key(config), device, path, image_digest(x))
-            task, args, what = tasks.random_feature_map, (config, device, path, x), "Building the model"
-        found = work.run_job(key, task, args, f"{what} and running the image", deadline=work.deadline_s(seconds),
-                             lane=work.VIEW)
-        if found is None:
+            view = work.run_job(("features", config_key(config), device, path, image_key), tasks.random_feature_map,
+                                (config, device, path, x), "Building the model and running the image",
+                                deadline=deadline, lane=lane)
+        if view is None:
             st.stop()
-        fmap, logits = found
         if mode == LOADED:
-            loaded_note.success(f"Weights loaded from {wfile.name} into the sidebar's model ({config.num_classes} "
-                                "classes).")
+            loaded_note.success(f"Weights loaded from {markup.plain(wfile.name)} into the sidebar's model "
+                                f"({config.num_classes} classes).")
     else:
         with st.spinner("Running the model…"):
             fmap, logits = fx.compute_feature_map(model, x, config, spec, with_logits=True)
+            view = fx.feature_view(fmap, groups, logits)
 except torch.OutOfMemoryError as exc:  # a subclass of RuntimeError: free memory before saying so
     report_out_of_memory(exc, f"running the model on {device}")
     st.stop()
-except (ValueError, RuntimeError) as exc:  # from a loaded file: it does not fit the model, or is not a state dict
-    st.error(f"Not computed with {wfile.name}: {exc}" if mode == LOADED else f"The forward pass failed: {exc}")
+except (ValueError, RuntimeError, LookupError) as exc:  # a loaded file that does not fit the model, or no state dict
+    st.error(f"Not computed with {markup.plain(wfile.name)}: {markup.message(exc)}" if mode == LOADED
+             else f"The forward pass failed: {markup.message(exc)}")
     st.stop()
 
-groups = fx.channel_groups(spec, getattr(config, "growth_rate", None))
+channels = view.shape[0]
 colors = fc.source_colors(groups)
-chosen = fx.spread_channels(groups, min(n_show, fmap.shape[0]))
-labels = fx.source_of(groups, fmap.shape[0])
-title = f"{fx.layer_label(spec)}: {len(chosen)} of {fmap.shape[0]} channels (each on its own colour range)"
-st.plotly_chart(fc.feature_grid_figure(fx.grid_maps(fmap, chosen), chosen, [labels[c] for c in chosen], colors, title),
+chosen = fx.spread_channels(groups, min(n_show, channels))
+labels = fx.source_of(groups, channels)
+title = f"{fx.layer_label(spec)}: {len(chosen)} of {channels} channels (each on its own colour range)"
+st.plotly_chart(fc.feature_grid_figure(view.maps[chosen], chosen, [labels[c] for c in chosen], colors, title),
                 key="fm_grid")
 if spec.kind == "dense_block":
     st.markdown(
         f"Block {spec.block}'s output: **{spec.in_channels}** channels of x₀ followed by **{len(groups) - 1} × "
-        f"{config.growth_rate}** new channels, {fmap.shape[0]} in all. The next unit reads all of them."
+        f"{config.growth_rate}** new channels, {channels} in all. The next unit reads all of them."
     )
     st.plotly_chart(fc.channel_groups_figure(groups, colors, f"Block {spec.block} output: who produced each channel"),
                     key="fm_groups")
-    summary = fx.source_summary(fmap, groups)
-    st.plotly_chart(fc.source_means_figure(summary, colors, "Mean activation per source layer"), key="fm_sources")
+    st.plotly_chart(fc.source_means_figure(view.summary, colors, "Mean activation per source layer"), key="fm_sources")
 st.subheader("Per-channel statistics")
-st.dataframe(fx.channel_stats(fmap, groups), hide_index=True, height=260,
+st.dataframe(view.stats, hide_index=True, height=260,
              column_config={c: st.column_config.NumberColumn(format="%.4g") for c in ("mean", "std", "min", "max")})
 
+logits = view.logits
 if logits is not None and mode != RANDOM:
     names = (training.DIGIT_LABELS if mode == TRAINED else
              weights.imagenet_classes() if len(logits) == 1000 else [f"class {i}" for i in range(len(logits))])

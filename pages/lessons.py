@@ -1,12 +1,15 @@
 """Lessons: guided steps that ask a student to predict a number, then reveal what the live model says."""
 
 import dataclasses
+import hashlib
 
 import streamlit as st
 
 from densenet_viz import lessons as ls
-from densenet_viz.app import keys, ui
+from densenet_viz import markup
+from densenet_viz.app import keys, ui, work
 from densenet_viz.app import settings as us
+from densenet_viz.lab import tasks
 
 ui.get_state()
 ss = st.session_state
@@ -32,9 +35,10 @@ def from_teacher_folder(folder: str) -> tuple[tuple[ls.Lesson, ...], tuple[str, 
 
 
 def add_teacher_lesson(lesson: ls.Lesson) -> None:
-    """Keep a teacher's lesson in this session, under an id that cannot shadow a shipped one."""
+    """Keep a teacher's lesson in this session, under an id that cannot shadow a shipped one (the last few only)."""
     lesson = dataclasses.replace(lesson, id=f"my-{lesson.id}")
-    ss[keys.TEACHER_LESSONS] = {**ss.get(keys.TEACHER_LESSONS, {}), lesson.id: lesson}
+    kept = [(i, kept) for i, kept in ss.get(keys.TEACHER_LESSONS, {}).items() if i != lesson.id]
+    ss[keys.TEACHER_LESSONS] = dict([*kept[-(ls.MAX_SESSION_LESSONS - 1):], (lesson.id, lesson)])
     ss[keys.LESSON_PICK_LESSON], ss[keys.LESSON_STEP] = lesson.id, 1
 
 
@@ -44,29 +48,35 @@ with st.expander("Teachers: open your own lesson file"):
                 "before it is shown and nothing in it is run.")
     upload = st.file_uploader("Lesson file (.toml)", type=["toml"], key=keys.LESSON_UPLOAD, max_upload_size=1)
     if upload is not None and ss.get(keys.LESSON_UPLOAD_DONE) != upload.file_id:
-        try:
-            add_teacher_lesson(ls.read_lesson(upload.getvalue(), upload.name))
-            ss[keys.LESSON_UPLOAD_DONE] = upload.file_id
+        data = upload.getvalue()
+        try:  # checked and its answers computed in a worker, once per file: a lesson may name large models
+            lesson = work.run_job(("lesson", hashlib.sha256(data).hexdigest(), upload.name), tasks.read_lesson,
+                                  (data, upload.name), "Checking the lesson", deadline=ls.MAX_CHECK_S, lane=work.VIEW)
         except ls.LessonError as exc:
-            st.error(f"This lesson file cannot be used: {exc}")
+            st.error(f"This lesson file cannot be used: {markup.message(exc)}")
+        else:
+            if lesson is not None:
+                add_teacher_lesson(lesson)
+                ss[keys.LESSON_UPLOAD_DONE] = upload.file_id
 folder_lessons, folder_errors = from_teacher_folder(ls.teacher_folder())
 for error in folder_errors:
-    st.warning(f"A lesson in the teacher's folder cannot be used: {error}")
+    st.warning(f"A lesson in the teacher's folder cannot be used: {markup.message(error)}")
 try:
     uploaded = ss.get(keys.TEACHER_LESSONS, {}).values()
     lessons = {lesson.id: lesson for lesson in (*shipped(), *folder_lessons, *uploaded)}
 except ls.LessonError as exc:
-    ui.stop_with_error(f"A shipped lesson is broken: {exc}")
+    ui.stop_with_error(f"A shipped lesson is broken: {markup.message(exc)}")
 
 # A student's link (?lesson=...&step=...) reopens its step: read once, before the widgets exist.
 if keys.LESSON_PICK_LESSON not in ss:
     wanted, step_text = st.query_params.get("lesson", ""), st.query_params.get("step", "1")
     if wanted and wanted not in lessons:
-        st.warning(f"The link names lesson {wanted[:40]!r}, which does not exist here; showing the first lesson.")
+        st.warning(f"The link names lesson {markup.quoted(wanted)}, which does not exist here; showing the first "
+                   "lesson.")
     ss[keys.LESSON_PICK_LESSON] = wanted if wanted in lessons else next(iter(lessons))
     step_number = int(step_text) if step_text.isdigit() else 1
     if not 1 <= step_number <= len(lessons[ss[keys.LESSON_PICK_LESSON]].steps):
-        st.warning(f"The link's step {step_text[:10]!r} does not exist in this lesson; showing step 1.")
+        st.warning(f"The link's step {markup.quoted(step_text)} does not exist in this lesson; showing step 1.")
         step_number = 1
     ss[keys.LESSON_STEP] = step_number
 if ss.get(keys.LESSON_PICK_LESSON) not in lessons:

@@ -45,3 +45,22 @@ def weights_loaded(*, progress) -> int:
     from densenet_viz.lab import tasks
 
     return int("loaded" in tasks._kept)
+
+
+def allocate(n_bytes: int, *, progress) -> int:
+    """Allocate n_bytes and touch every page; returns how many bytes it held."""
+    import numpy as np
+
+    return int(np.ones(n_bytes, dtype=np.uint8).sum())
+
+
+def big_result(n_bytes: int, *, progress) -> bytes:
+    """A result of n_bytes."""
+    return bytes(n_bytes)
+
+
+def weights_held(*, progress) -> int:
+    """How many state dicts this worker holds."""
+    from densenet_viz.lab import tasks
+
+    return len(tasks._weights)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from apptest_helpers import new_app
+from apptest_helpers import new_app, shown
 
 from densenet_viz.analysis import cost
+from densenet_viz.analysis.budget import ENV_JOB_MEMORY
 from densenet_viz.app import work
 
 PAGES = ["build", "connectivity", "growth", "memory", "tradeoffs", "features"]
@@ -45,17 +46,30 @@ def test_every_page_answers_a_corner_within_the_budget(query):
             at.switch_page(f"pages/{page}.py").run()
         seconds = time.perf_counter() - start
         assert not at.exception, (page, [e.value for e in at.exception])
-        refusals = [e.value for e in at.error]
+        refusals = [shown(e.value) for e in at.error]
         assert all(r.startswith(("Not built", "Not computed")) for r in refusals), (page, refusals)
         if page == "features" and not refusals:
             assert any(e.key == "fm_grid" for e in at.get("plotly_chart")), "neither maps nor a refusal"
         assert seconds < budget + MARGIN_S, (page, seconds)
 
 
-def test_a_refused_view_says_what_it_would_cost_and_how_to_get_under_it():
+def test_a_refused_view_says_what_it_would_cost_and_how_to_get_under_it(monkeypatch):
+    monkeypatch.setenv(ENV_JOB_MEMORY, str(64 * 1024))  # memory allowed: the compute budget is what refuses
     at = new_app({"blocks": "-".join(["64"] * 8), "k": "48", "size": "1024"})
     at.run()
     at.switch_page("pages/features.py").run()
-    (refusal,) = [e.value for e in at.error]
+    (refusal,) = [shown(e.value) for e in at.error]
     assert "of CPU on this server" in refusal and "budget" in refusal, refusal
     assert "smaller input size" in refusal and cost.ENV_BUDGET in refusal, refusal
+
+
+def test_a_view_over_the_memory_one_job_may_use_is_refused_before_it_runs():
+    """DenseNet-161 at 1024 pixels: 109 MiB of weights and 264 MiB of inference activations (analyze()), which a
+    worker grows by about 1.5x: over the default 512 MiB a job may use, so it never reaches a worker."""
+    at = new_app({"preset": "densenet161", "size": "1024"})
+    at.run()
+    at.switch_page("pages/features.py").run()
+    (refusal,) = [shown(e.value) for e in at.error]
+    assert refusal.startswith("Not built") and "over its budget of 512.0 MiB" in refusal, refusal
+    assert ENV_JOB_MEMORY in refusal, refusal
+    assert not at.get("plotly_chart")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from apptest_helpers import shown
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -68,7 +69,7 @@ def array(value) -> np.ndarray:
 
 def healthy(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
+    assert not at.error, [shown(e.value) for e in at.error]
 
 
 def png(mode: str = "RGB", size: tuple[int, int] = (80, 60)) -> bytes:
@@ -82,7 +83,7 @@ def png(mode: str = "RGB", size: tuple[int, int] = (80, 60)) -> bytes:
 def test_feature_page_with_a_sample_image_and_the_default_model():
     at = page("features.py").run()  # no sidebar: get_state() gives DenseNet-121 at 224x224
     healthy(at)
-    assert any("Random weights" in i.value for i in at.info)
+    assert any("Random weights" in shown(i.value) for i in at.info)
     figs = figures(at)
     grid = find(figs, "Block 1 output (concatenation)")
     assert len(traces(grid, "heatmap")) == 16
@@ -123,7 +124,7 @@ def test_channel_slider_and_block_output_groups_of_a_small_model():
 def test_feature_page_with_an_uploaded_file():
     at = page("features.py", small_state()).run()
     at.radio(key="fm_image_source").set_value("Upload").run()
-    assert any("Upload an image" in i.value for i in at.info)
+    assert any("Upload an image" in shown(i.value) for i in at.info)
     at.file_uploader(key="fm_upload").set_value(("photo.png", png("RGBA"), "image/png")).run()
     healthy(at)
     assert any("transparency composited on white" in c.value for c in at.caption)
@@ -136,7 +137,7 @@ def test_a_bad_upload_shows_an_error_and_the_page_lives_on():
     data = png()
     at.file_uploader(key="fm_upload").set_value(("broken.png", data[: len(data) // 2], "image/png")).run()
     assert not at.exception
-    assert "truncated or corrupt" in at.error[0].value and "broken.png" in at.error[0].value
+    assert "truncated or corrupt" in shown(at.error[0].value) and "broken.png" in shown(at.error[0].value)
     at.file_uploader(key="fm_upload").set_value(("ok.png", png(), "image/png")).run()  # and it recovers
     healthy(at)
 
@@ -148,7 +149,7 @@ def test_each_uploader_has_its_own_limit_and_an_oversized_file_is_refused_with_a
     assert uploader.proto.max_upload_size_mb == 20  # the browser refuses a bigger image before sending it
     too_big = b"\x89PNG" + b"\0" * (20 * 2**20)  # one byte past 20 MiB, should it reach the server anyway
     at.file_uploader(key="fm_upload").set_value(("huge.png", too_big, "image/png")).run()
-    assert not at.exception and "huge.png is 20.0 MiB; the limit is 20 MiB" in at.error[0].value
+    assert not at.exception and "huge.png is 20,971,524 bytes; the limit is 20 MiB" in shown(at.error[0].value)
     at.radio(key="fm_weights").set_value("Loaded state dict").run()
     weights_uploader = [u for u in at.get("file_uploader") if u.proto.id.endswith("fm_weights_file")]
     # DenseNet-264's float32 state dict (33,337,704 parameters, 129 MiB saved) fits; the server allows no more.
@@ -160,7 +161,7 @@ def test_each_uploader_has_its_own_limit_and_an_oversized_file_is_refused_with_a
 def test_trained_weights_mode_shows_digits_and_predictions():
     at = page("features.py", small_state()).run()
     at.radio(key="fm_weights").set_value("Trained in this app (digits)").run()
-    assert any("No trained model" in i.value for i in at.info) and not at.exception
+    assert any("No trained model" in shown(i.value) for i in at.info) and not at.exception
     run, models = tr.new_run(tr.TrainSettings(epochs=1))
     run.states = {name: tr.snapshot(m) for name, m in models.items()}  # untrained weights are enough here
     run.history = [tr.EpochResult(name, 1, 2.3, 0.1, 0.1, 0.0) for name in models]
@@ -183,7 +184,7 @@ def test_loaded_weights_from_an_upload_and_a_mismatch():
     at.file_uploader(key="fm_weights_file").set_value(("small.pth", buf.getvalue(), "application/octet-stream"))
     at.run()
     healthy(at)
-    assert any("Weights loaded" in s.value for s in at.success)
+    assert any("Weights loaded" in shown(s.value) for s in at.success)
     top5 = at.dataframe[-1].value
     assert len(top5) == 5 and top5["probability"].is_monotonic_decreasing
     other = io.BytesIO()
@@ -191,13 +192,13 @@ def test_loaded_weights_from_an_upload_and_a_mismatch():
     at.file_uploader(key="fm_weights_file").set_value(("other.pth", other.getvalue(), "application/octet-stream"))
     at.run()
     assert not at.exception
-    assert "do not fit" in at.error[0].value and "k=12" in at.error[0].value
+    assert "do not fit" in shown(at.error[0].value) and "k=12" in shown(at.error[0].value)
 
 
 def test_training_page_trains_and_draws_the_reuse_heatmap():
     at = page("training.py").run()
     healthy(at)
-    assert any("Press **Train**" in i.value for i in at.info)
+    assert any("Press **Train**" in shown(i.value) for i in at.info)
     at.slider(key="train_epochs").set_value(1)
     at.button(key="train_start").click().run()
     healthy(at)
@@ -227,4 +228,4 @@ def test_training_page_reports_a_stopped_run():
     at.session_state[TRAINED_RUN] = run
     at.run()
     assert not at.exception
-    assert "stopped after epoch 1 of 5" in at.warning[0].value
+    assert "stopped after epoch 1 of 5" in shown(at.warning[0].value)

@@ -13,7 +13,9 @@ import struct
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
+from apptest_helpers import shown
 from conftest import ROOT, record
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,7 +32,7 @@ from densenet_viz.app.settings import (
     config_from_settings,
     settings_from_query,
 )
-from densenet_viz.lab.images import MAX_PIXELS, decode_upload
+from densenet_viz.lab.images import MAX_PIXELS, decode_upload, prepare_upload, preprocess
 from densenet_viz.models.plan import layer_plan
 
 # ---- query strings -------------------------------------------------------------------------------
@@ -176,8 +178,8 @@ def test_bad_uploads_raise_value_error_and_nothing_else():
             refused += 1
             continue
         # A few truncations still decode (e.g. a BMP cut inside padding); then the image must be usable.
-        assert decoded.image.mode in ("RGB", "L"), name
         assert decoded.image.size[0] * decoded.image.size[1] <= MAX_PIXELS
+        assert preprocess(decoded.image, 16).tensor.shape == (1, 3, 16, 16), name
         assert "bomb" not in name and "over 20" not in name and name not in ("empty", "one byte"), name
     record("uploads_bad_refused", refused)
     record("uploads_bad_tried", len(UPLOAD_CASES))
@@ -201,8 +203,10 @@ def test_good_images_in_every_mode_decode_to_rgb_or_l(mode):
     fmt = "JPEG" if mode == "CMYK" else "PNG"
     buf = io.BytesIO()
     Image.new(mode, (33, 17)).save(buf, fmt)
-    decoded = decode_upload(buf.getvalue())
-    assert decoded.image.mode in ("RGB", "L") and decoded.image.size == (33, 17)
+    assert decode_upload(buf.getvalue()).image.size == (33, 17)
+    for channels in (1, 3):
+        pre = prepare_upload(buf.getvalue(), "x.png", 17, channels)
+        assert pre.display.shape == ((17, 17) if channels == 1 else (17, 17, 3)) and pre.display.dtype == np.uint8
 
 
 # ---- weights: a pickle that would run code -------------------------------------------------------
@@ -328,7 +332,7 @@ def test_hostile_links_through_the_app_warn_and_show_a_valid_model():
         at = _app(query).run()
         _counts["app"] += 1
         assert not at.exception, (query, [e.value for e in at.exception])
-        said = " ".join(w.value for w in at.warning) + " ".join(e.value for e in at.error)
+        said = " ".join(shown(w.value) for w in at.warning) + " ".join(shown(e.value) for e in at.error)
         assert said, f"no warning or error for {query}"
         # What the app shows is the model the parser made of the link: never a half-parsed one.
         config = config_from_settings(settings_from_query(query).settings)
@@ -373,7 +377,7 @@ def test_a_code_running_pickle_uploaded_as_weights_is_refused_on_the_page(tmp_pa
     for name, data in _evil_checkpoints(flag):
         at.file_uploader(key="fm_weights_file").set_value((f"{name}.pth", data, "application/octet-stream")).run()
         assert not at.exception, (name, [e.value for e in at.exception])
-        assert at.error and "refused" in at.error[0].value + " ".join(e.value for e in at.error), name
+        assert at.error and "refused" in shown(at.error[0].value) + " ".join(shown(e.value) for e in at.error), name
         assert not flag.exists(), f"{name}: the pickle ran code in the app"
 
 
@@ -395,7 +399,7 @@ def test_a_model_bigger_than_free_memory_is_refused_before_anything_is_allocated
     report = analyze(config, input_size=1024, batch_size=1024)
     needed = report.memory.weight_bytes + report.memory.inference_bytes
     assert needed > free_memory_bytes("cpu")  # the real free memory: no monkeypatching of the guard
-    refusal = " ".join(e.value for e in at.error)
+    refusal = " ".join(shown(e.value) for e in at.error)
     assert "Not built" in refusal and ("TiB" in refusal or "GiB" in refusal), refusal
     assert not built
     record("guard_refused_estimate_gib", round(needed / 2**30, 1))
@@ -410,7 +414,7 @@ def test_the_feature_page_refuses_a_model_bigger_than_free_memory_before_buildin
     st_cache_clear()
     at = _feature_page()
     assert not at.exception, [e.value for e in at.exception]
-    refusal = " ".join(e.value for e in at.error)
+    refusal = " ".join(shown(e.value) for e in at.error)
     assert "Not built" in refusal and "KiB" in refusal, refusal
 
 
@@ -435,7 +439,7 @@ def _assert_oom_explained(at: AppTest, emptied: list[bool]) -> None:
     assert not at.exception, "an out-of-memory error reached the page as a traceback: " + " ".join(
         e.value for e in at.exception
     )
-    said = " ".join(e.value for e in at.error)
+    said = " ".join(shown(e.value) for e in at.error)
     assert "memory" in said.lower(), said
     assert emptied, "torch.cuda.empty_cache() was not called after the out-of-memory error"
 
@@ -464,7 +468,7 @@ def test_an_out_of_memory_while_measuring_the_trade_is_caught_and_explained(monk
     at = open_page("memory", {"preset": "densenet_bc_100_12", "blocks": "2-2-2"})
     at.button(key="memory_measure_trade").click().run()
     _assert_oom_explained(at, emptied)
-    said = " ".join(e.value for e in at.error)
+    said = shown(" ".join(shown(e.value) for e in at.error))
     assert "Out of memory" in said and "20.00 GiB" in said, said
 
 
@@ -475,18 +479,3 @@ def st_cache_clear() -> None:
     st.cache_resource.clear()
 
 
-def test_an_out_of_memory_frees_the_sessions_loaded_weights(monkeypatch, emptied, in_process_pool):
-    """Models live in the pool's workers (tests/test_jobs.py: a worker drops its own after such an error); what
-    this process holds for a session, its loaded weights, goes too."""
-    from apptest_helpers import open_page
-
-    import densenet_viz.analysis.trade as perf
-    from densenet_viz.app import keys
-
-    monkeypatch.setattr(perf, "measure_trade", _oom)
-    at = open_page("memory", {"preset": "densenet_bc_100_12", "blocks": "2-2-2"})
-    at.session_state[keys.LOADED_WEIGHTS] = ("a state dict", object())
-    at.run()
-    at.button(key="memory_measure_trade").click().run()
-    _assert_oom_explained(at, emptied)
-    assert keys.LOADED_WEIGHTS not in at.session_state

@@ -118,11 +118,11 @@ def test_a_worker_keeps_its_last_model_and_drops_it_after_an_out_of_memory_error
 
     config = DenseNetConfig(8, (2, 2), 16, stem="cifar", num_classes=10)
     x = torch.zeros(1, 3, 32, 32)
-    paths = [s.path for s in fx.selectable_layers(config, 32)]
-    for i, path in enumerate(paths[:2]):
-        pool.submit(("maps", path), tasks.random_feature_map, (config, "cpu", path, x), owner="a")
-        fmap, _ = wait_done(pool, ("maps", path)).result
-        assert fmap.ndim == 3
+    for i, spec in enumerate(fx.selectable_layers(config, 32)[:2]):
+        pool.submit(("maps", spec.path), tasks.random_feature_map, (config, "cpu", spec.path, x), owner="a")
+        view = wait_done(pool, ("maps", spec.path)).result
+        assert view.shape == (spec.out_channels, spec.height, spec.width) == view.maps.shape
+        assert len(view.stats) == spec.out_channels and view.logits is None
         pool.submit(("kept", i), pj.models_kept, owner="a")
         assert wait_done(pool, ("kept", i)).result == 1  # one model, built once for both layers
     pool.submit("oom", pj.out_of_memory, owner="a")
@@ -187,7 +187,7 @@ def test_loaded_weights_run_in_a_worker_that_keeps_them_and_refuses_a_mismatch(p
     from densenet_viz import DenseNetConfig, build_model
     from densenet_viz.lab import features as fx
     from densenet_viz.lab import tasks
-    from densenet_viz.lab.weights import WeightsFile, load_weights
+    from densenet_viz.lab.weights import WeightsFile, WeightsNotHeld, load_weights
 
     config = DenseNetConfig(8, (2, 2), 16, stem="cifar", num_classes=10)
     torch.manual_seed(3)
@@ -196,16 +196,58 @@ def test_loaded_weights_run_in_a_worker_that_keeps_them_and_refuses_a_mismatch(p
     source = WeightsFile.from_upload(buf.getvalue(), "small.pth")
     x = torch.randn(1, 3, 32, 32)
     here = load_weights(config, source.state_dict())  # the second method: the same weights, in this process
-    for path in [s.path for s in fx.selectable_layers(config, 32)][:2]:
-        pool.submit(("loaded", path), tasks.loaded_feature_map, (config, "cpu", source, path, x), owner="a")
-        fmap, logits = wait_done(pool, ("loaded", path)).result
-        spec = next(s for s in fx.selectable_layers(config, 32) if s.path == path)
+    by_key = WeightsFile(source.name, source.key)  # what a session sends once the worker holds the bytes
+    for i, spec in enumerate(fx.selectable_layers(config, 32)[:2]):
+        pool.submit(("loaded", spec.path), tasks.loaded_feature_map, (config, "cpu", source if i == 0 else by_key,
+                                                                      spec.path, x), owner="a")
+        view = wait_done(pool, ("loaded", spec.path)).result
         expected, expected_logits = fx.compute_feature_map(here, x, config, spec, with_logits=True)
-        np.testing.assert_allclose(fmap, expected, rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(logits, expected_logits, rtol=1e-5, atol=1e-6)
+        groups = fx.channel_groups(spec, config.growth_rate)
+        np.testing.assert_allclose(view.maps, fx.grid_maps(expected, list(range(len(expected)))), rtol=1e-5,
+                                   atol=1e-6)
+        np.testing.assert_allclose(view.stats["mean"], expected.reshape(len(expected), -1).mean(1), rtol=1e-5,
+                                   atol=1e-6)
+        assert view.summary["channels"].sum() == len(expected) == sum(g.size for g in groups)
+        np.testing.assert_allclose(view.logits, expected_logits, rtol=1e-5, atol=1e-6)
     pool.submit("loaded models", pj.weights_loaded, owner="a")
     assert wait_done(pool, "loaded models").result == 1  # loaded once for both layers
+    pool.submit("held", pj.weights_held, owner="a")
+    assert wait_done(pool, "held").result == 1  # the file's tensors, once
+    unknown = WeightsFile("gone.pth", "sha256:" + "0" * 64)  # its key alone, and no worker has it
+    pool.submit("gone", tasks.loaded_feature_map, (config, "cpu", unknown, "features.conv0", x), owner="a")
+    gone = wait_done(pool, "gone")
+    assert gone.state == jobs.FAILED and isinstance(gone.error, WeightsNotHeld)
     other = DenseNetConfig(12, (2, 2), 16, stem="cifar", num_classes=10)
     pool.submit("mismatch", tasks.loaded_feature_map, (other, "cpu", source, "features.conv0", x), owner="a")
     failed = wait_done(pool, "mismatch")
     assert failed.state == jobs.FAILED and isinstance(failed.error, ValueError) and "do not fit" in str(failed.error)
+
+
+def test_a_job_past_the_workers_memory_limit_fails_with_a_message_and_gets_a_fresh_worker():
+    limit = 256 * 2**20
+    pool = jobs.JobPool(workers=1, memory_bytes=limit)
+    try:
+        pool.submit("within", pj.allocate, (64 * 2**20,), owner="a")
+        assert wait_done(pool, "within").result == 64 * 2**20
+        before = pool.worker_pids()
+        pool.submit("past", pj.allocate, (4 * limit,), owner="a")
+        failed = wait_done(pool, "past")
+        assert failed.state == jobs.FAILED and isinstance(failed.error, MemoryError)
+        assert "256.0 MiB a worker may use" in str(failed.error)
+        pool.submit("after", pj.square, (3,), owner="a")  # the pool goes on, with a new worker
+        assert wait_done(pool, "after").result == 9
+        assert pool.worker_pids() and pool.worker_pids() != before
+    finally:
+        pool.shutdown()
+
+
+def test_a_result_too_large_to_keep_reaches_its_waiter_and_goes_once_released(pool):
+    size = jobs.KEEP_FINISHED_BYTES + 2**20
+    pool.submit("large", pj.big_result, (size,), owner="a")
+    done = wait_done(pool, "large")
+    assert done.state == jobs.DONE and len(done.result) == size
+    pool.submit("small", pj.square, (4,), owner="b")  # another job finishing does not drop one still waited for
+    assert wait_done(pool, "small").result == 16 and pool.status("large") is not None
+    pool.release("large", "a")
+    assert pool.status("large") is None
+    assert pool.status("small").result == 16  # a small result stays for identical requests

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from apptest_helpers import open_page
+from apptest_helpers import open_page, shown
 
 from densenet_viz import PRESETS, build_model
 from densenet_viz.app import settings as us
@@ -175,13 +175,13 @@ def test_the_lessons_page_checks_reveals_and_counts_progress():
         "01-channels-into-a-layer"
     at.number_input(key="answer_01-channels-into-a-layer_1").set_value(200).run()
     at.button(key="check_01-channels-into-a-layer_1").click().run()
-    assert any("Not quite" in e.value for e in at.error)
+    assert any("Not quite" in shown(e.value) for e in at.error)
     assert at.get("progress")[0].proto.text.startswith("1 of 3 questions answered, 0 correct")
     at.number_input(key="answer_01-channels-into-a-layer_1").set_value(EXPECTED[("01-channels-into-a-layer", 1)])
     at.button(key="check_01-channels-into-a-layer_1").click().run()
     assert at.get("progress")[0].proto.text.startswith("1 of 3 questions answered, 1 correct")
     at.button(key="reveal_01-channels-into-a-layer_1").click().run()
-    assert any("Answer: 256 channels" in i.value for i in at.info)
+    assert any("Answer: 256 channels" in shown(i.value) for i in at.info)
     (link,) = at.get("link_button")
     assert link.proto.url == "./growth?preset=densenet121&show=k"
 
@@ -193,7 +193,7 @@ def test_a_students_link_reopens_its_step():
     assert not at.warning
     assert "memory-efficient mode (`checkpoint`): it recomputes" in " ".join(m.value for m in at.markdown)
     bad = open_page("lessons", {"lesson": "no-such-lesson", "step": "99"})
-    assert any("does not exist" in w.value for w in bad.warning)
+    assert any("does not exist" in shown(w.value) for w in bad.warning)
 
 
 def test_a_teachers_folder_adds_its_lessons_and_names_a_broken_file(tmp_path, monkeypatch):
@@ -202,7 +202,7 @@ def test_a_teachers_folder_adds_its_lessons_and_names_a_broken_file(tmp_path, mo
     broken.write_text(GOOD.replace('"connections_in_block"', '"accuracy"'))
     monkeypatch.setenv(LESSONS_DIR_ENV, str(tmp_path))
     at = open_page("lessons")
-    assert any("broken.toml" in w.value and f"line {_line_of(broken.read_text(), 'quantity =')}" in w.value
+    assert any("broken.toml" in shown(w.value) and f"line {_line_of(broken.read_text(), 'quantity =')}" in w.value
                for w in at.warning)
     assert any("A small lesson" in title for title in at.selectbox(key="lesson_pick").options)
     assert not at.exception

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from apptest_helpers import dots, new_app, open_page, plotly, values
+from apptest_helpers import dots, new_app, open_page, plotly, shown, values
 from second_methods import count_dot_edges
 
 from densenet_viz import PRESETS
@@ -32,7 +32,7 @@ def test_every_page_renders_densenet121_without_error_in_under_two_seconds():
         at.run()
         timings[page] = time.perf_counter() - start  # the second pass: everything cached
         assert not at.exception, (page, [e.value for e in at.exception])
-        assert not at.error, (page, [e.value for e in at.error])
+        assert not at.error, (page, [shown(e.value) for e in at.error])
         assert at.title, page
     assert max(timings.values()) < 2.0, timings
 
@@ -43,7 +43,7 @@ def test_build_page_shows_the_real_model_its_numbers_and_a_filterable_table():
     assert metrics["Parameters"] == "7,978,856"
     assert metrics["MACs per image"] == "2.83 G MACs"
     assert metrics["Training activations, plain"] == "125.0 MiB"  # docs/reference.md
-    assert "on **cpu**" in at.success[0].value
+    assert "on **cpu**" in shown(at.success[0].value)
     assert r"x_\ell = H_\ell" in at.latex[0].value
     table = at.dataframe[0].value
     assert len(table) == 64
@@ -57,7 +57,7 @@ def test_build_page_shows_the_real_model_its_numbers_and_a_filterable_table():
 def test_build_refuses_a_model_too_big_for_the_device(monkeypatch):
     monkeypatch.setattr("densenet_viz.analysis.budget.free_memory_bytes", lambda device: 16 * 2**20)
     at = open_page("build", {"preset": "densenet121", "k": "40"})  # not cached yet under this config
-    assert any("Not built" in e.value and "MiB" in e.value for e in at.error)
+    assert any("Not built" in e.value and "MiB" in shown(e.value) for e in at.error)
     assert not at.exception
 
 
@@ -155,7 +155,7 @@ def test_tradeoffs_sweeps_and_the_largest_batch_follow_the_budget():
 @pytest.mark.parametrize("page", PAGES)
 def test_a_bad_url_falls_back_to_defaults_with_a_warning(page):
     at = open_page(page, {"preset": "densenet_bc_100_12", "k": "NaN", "theta": "-1", "blocks": "💥"})
-    warnings = " ".join(w.value for w in at.warning)
+    warnings = " ".join(shown(w.value) for w in at.warning)
     assert "k='NaN'" in warnings and "theta='-1'" in warnings and "blocks=" in warnings
     assert not at.error
     assert at.sidebar.slider(key="growth_rate").value == 12  # the preset's k, not the garbage
@@ -166,13 +166,13 @@ def test_an_invalid_combination_shows_the_allowed_range_and_no_traceback(page):
     at = open_page(page, CIFAR_QUERY)
     at.sidebar.text_input(key="block_config").set_value("4, x").run()
     assert not at.exception
-    assert any("layers per block" in e.value and "1 to 8" in e.value for e in at.error)
+    assert any("layers per block" in e.value and "1 to 8" in shown(e.value) for e in at.error)
     at.sidebar.text_input(key="block_config").set_value("1, 1").run()
     at.sidebar.number_input(key="num_init_features").set_value(1).run()
     at.sidebar.slider(key="growth_rate").set_value(1).run()
     at.sidebar.slider(key="compression").set_value(0.05).run()
     assert not at.exception
-    assert any(re.search(r"compression >= 0\.5", e.value) for e in at.error)
+    assert any(re.search(r"compression >= 0\.5", shown(e.value)) for e in at.error)
 
 
 def test_the_build_page_says_only_what_its_shared_build_does(monkeypatch, in_process_pool):
@@ -182,11 +182,11 @@ def test_the_build_page_says_only_what_its_shared_build_does(monkeypatch, in_pro
     real = build.build_model
     monkeypatch.setattr(build, "build_model", lambda *a, **k: calls.append(a) or real(*a, **k))
     at = open_page("build", CIFAR_QUERY)
-    said = at.success[0].value
+    said = shown(at.success[0].value)
     for page in ("memory", "features", "build"):
         at.switch_page(f"pages/{page}.py").run()
         assert not at.exception, (page, [e.value for e in at.exception])
-    assert len(calls) == 1 and at.success[0].value == said  # back on Build: the shared build, same build time
+    assert len(calls) == 1 and shown(at.success[0].value) == said  # back on Build: the shared build, same build time
     assert "share that build" in said and "coming back with the same settings" in said
     second = open_page("build", CIFAR_QUERY)  # another student, same model: no build of its own
     assert len(calls) == 1 and second.success[0].value == said

@@ -15,6 +15,24 @@ USABLE_FRACTION = 0.8
 _ADVICE = "Choose a smaller growth rate, fewer layers, a smaller input or batch, or a lower-precision dtype."
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 MEMINFO = Path("/proc/meminfo")
+# What one heavy job (a build, a forward pass, a measured trade) may take in a worker on the CPU, so that nothing a
+# student asks for grows the server by more than this; a teacher's own machine can allow more.
+ENV_JOB_MEMORY = "DENSENET_VIZ_JOB_MEMORY_MIB"
+DEFAULT_JOB_MEMORY_MIB = 512
+MAX_JOB_MEMORY_MIB = 1024 * 1024
+# A forward pass in a worker grew its RSS by about 1.5x what analyze() counts as inference activations (DenseNet-121,
+# -161 and -264 at 224 and 1024 pixels: the captured map, the allocator's slack), on top of the weights.
+FORWARD_OVERHEAD = 1.6
+
+
+def job_memory_bytes() -> int:
+    """The memory one heavy job may use in a worker: DENSENET_VIZ_JOB_MEMORY_MIB MiB if set, else 512 MiB."""
+    text = os.environ.get(ENV_JOB_MEMORY, "").strip()
+    if not text:
+        return DEFAULT_JOB_MEMORY_MIB * 2**20
+    if not text.isdigit() or not 64 <= int(text) <= MAX_JOB_MEMORY_MIB:
+        raise ValueError(f"{ENV_JOB_MEMORY} must be a whole number of MiB in [64, {MAX_JOB_MEMORY_MIB}], got {text!r}")
+    return int(text) * 2**20
 
 
 def _read_int(path: Path) -> int | None:

@@ -12,11 +12,15 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 import torch
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from ..analysis.budget import check_fits
+from .. import markup
+from ..analysis.budget import ENV_JOB_MEMORY, FORWARD_OVERHEAD, check_fits
 from ..analysis.report import DTYPES
+from ..lab.features import FeatureView
 from ..lab.images import Preprocessed, load_sample, preprocess
 from ..lab.training import DigitsData, EpochResult, TrainedRun, TrainSettings, digits_data
+from ..lab.weights import WeightsFile, WeightsNotHeld
 from ..models.config import DenseNetConfig, ResNetConfig, config_from_dict
 from ..viz import feature_charts as fc
 from ..viz import series
@@ -109,15 +113,16 @@ def measured_trade(state: AppState, run: bool) -> pd.DataFrame | None:
         work.refuse_over_budget(seconds, f"Measuring the trade for {state.title} at batch {state.batch_size}",
                                 "Choose a smaller batch size or input size, or fewer layers.")
         try:
+            budget = work.job_memory() if state.device == "cpu" else None
             measured = work.run_job(("trade", *key), tasks.measure_trade,
-                                    (state.config, state.input_size, state.batch_size, state.device),
+                                    (state.config, state.input_size, state.batch_size, state.device, budget),
                                     "Measuring the trade", deadline=work.deadline_s(seconds))
             if measured is not None:
                 results = {key: measured}  # one measurement per session: the latest
         except torch.OutOfMemoryError as exc:
             report_out_of_memory(exc, f"measuring {state.title} on {state.device}")
         except (ValueError, MemoryError) as exc:
-            st.error(f"Not measured: {exc}")
+            st.error(f"Not measured: {markup.message(exc)}")
         st.session_state[keys.MEASURED_TRADE] = results
     return results.get(key)
 
@@ -133,14 +138,19 @@ class BuiltModel:
 
 def refuse_if_too_big(state: AppState, batch_size: int | None = None, dtype_name: str | None = None) -> None:
     """Stop the page with st.error, before anything is allocated, when the model's weights and one forward
-    pass (at the state's batch and dtype unless given) cannot fit in the device's free memory."""
+    pass (at the state's batch and dtype unless given) cannot fit in the device's free memory or, on the CPU, in
+    what one job may use on this server."""
     batch = state.batch_size if batch_size is None else batch_size
     report = _analyze(config_key(state.config), state.input_size, batch, dtype_name or state.dtype_name)
-    needed = report.memory.weight_bytes + report.memory.inference_bytes
+    needed = report.memory.weight_bytes + int(FORWARD_OVERHEAD * report.memory.inference_bytes)
+    job = work.job_memory() if state.device == "cpu" else None
     try:
-        check_fits(needed, state.device, what=f"{state.title} (weights + one forward pass at batch {batch})")
+        check_fits(needed, state.device, what=f"{state.title} (weights + one forward pass at batch {batch})",
+                   budget_bytes=job)
     except MemoryError as exc:
-        st.error(f"Not built: {exc}")
+        setting = (f" On a server of your own, a teacher can raise what one job may use with the setting "
+                   f"{ENV_JOB_MEMORY} (MiB).") if job is not None and needed > job else ""
+        st.error(f"Not built: {markup.message(exc)}{setting}")
         st.stop()
 
 
@@ -166,16 +176,55 @@ def built_model(state: AppState) -> BuiltModel | None:
     return None if timed is None else BuiltModel(*timed, class_name=type(state.config).__name__.removesuffix("Config"))
 
 
-def image_digest(x: torch.Tensor) -> str:
-    """A text key for an input batch: equal images give equal keys (caches and shared pool jobs use it)."""
-    return hashlib.sha256(x.numpy().tobytes()).hexdigest()
-
-
 @st.cache_resource(max_entries=32, show_spinner=False)
-def sample_input(name: str, size: int, in_channels: int, crop: float) -> tuple[Preprocessed, tuple[str, ...]]:
-    """A bundled sample image preprocessed for a model, and its notes: shared by every session (read-only)."""
-    decoded = load_sample(name)
-    return preprocess(decoded.image, size, in_channels, crop), tuple(decoded.notes)
+def sample_input(name: str, size: int, in_channels: int, crop: float) -> Preprocessed:
+    """A bundled sample image preprocessed for a model: shared by every session (read-only)."""
+    return preprocess(load_sample(name).image, size, in_channels, crop)
+
+
+MAX_DIGESTS = 4  # uploads a session remembers the digest of (one per uploader is what it needs)
+
+
+def upload_digest(upload: UploadedFile) -> str:
+    """The SHA-256 of an upload's bytes, taken once per uploaded file (a session keeps the digest, not the bytes)."""
+    digests = st.session_state.setdefault(keys.UPLOAD_DIGESTS, {})
+    if upload.file_id not in digests:
+        while len(digests) >= MAX_DIGESTS:
+            digests.pop(next(iter(digests)))
+        digests[upload.file_id] = hashlib.sha256(upload.getbuffer()).hexdigest()
+    return digests[upload.file_id]
+
+
+IMAGE_DEADLINE_S = 15.0  # the largest image a worker decodes takes about a second
+
+
+def prepared_upload(upload: UploadedFile, size: int, in_channels: int, crop: float) -> Preprocessed | None:
+    """An uploaded image decoded and preprocessed in a worker, once per file and geometry (identical requests share
+    the job and its result); ValueError saying what is wrong with the file, None if the job was stopped."""
+    from ..lab import tasks
+
+    return work.run_job(("image", upload_digest(upload), size, in_channels, crop), tasks.prepare_image,
+                        (upload.getvalue(), upload.name, size, in_channels, crop), "Reading the image",
+                        deadline=IMAGE_DEADLINE_S, lane=work.VIEW)
+
+
+def weights_view(key: tuple, config: DenseNetConfig | ResNetConfig, device: str, source: WeightsFile,
+                 upload: UploadedFile | None, path: str, x: torch.Tensor, deadline: float,
+                 lane: str) -> FeatureView | None:
+    """The view of loaded weights' maps, from a worker: an upload's bytes travel only when the worker does not hold
+    them yet (the session keeps the digest); None if the job was stopped."""
+    from ..lab import tasks
+
+    what = "Loading the weights and running the image"
+    try:
+        return work.run_job(key, tasks.loaded_feature_map, (config, device, source, path, x), what,
+                            deadline=deadline, lane=lane)
+    except WeightsNotHeld:
+        if upload is None:
+            raise
+        with_bytes = WeightsFile(source.name, source.key, data=upload.getvalue())
+        return work.run_job(key, tasks.loaded_feature_map, (config, device, with_bytes, path, x), what,
+                            deadline=deadline, lane=lane)
 
 
 # A shared resource, not cache_data: a copy per session and rerun cost more than the page's own work.
@@ -199,9 +248,8 @@ def training_curves(run: TrainedRun) -> go.Figure:
 
 
 def free_memory() -> None:
-    """After an out-of-memory error: drop this session's loaded weights (models and their outputs otherwise
-    live in the pool's workers) and return the allocator's cached blocks."""
-    st.session_state.pop(keys.LOADED_WEIGHTS, None)
+    """After an out-of-memory error: collect what this process no longer uses and return the allocator's cached
+    blocks (models, loaded weights and their outputs live in the pool's workers, which drop their own)."""
     gc.collect()
     torch.cuda.empty_cache()  # a no-op unless CUDA has been initialised
 
@@ -211,6 +259,6 @@ def report_out_of_memory(exc: BaseException, what: str) -> None:
     free_memory()
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     st.error(
-        f"Out of memory while {what}: {first_line}. This session's loaded weights and the device's cached memory were "
-        "freed; choose a smaller batch size, input size or model, or turn on the memory-efficient mode."
+        f"Out of memory while {what}: {markup.message(first_line)}. The device's cached memory was freed; choose a "
+        "smaller batch size, input size or model, or turn on the memory-efficient mode."
     )

@@ -17,6 +17,7 @@ from typing import Any
 from ..analysis import report
 from ..analysis.baselines import adapt_baseline, match_baseline, resnet_baselines
 from ..models.config import (
+    APP_LIMITS,
     DEFAULT_EFFICIENT_IMPL,
     EFFICIENT_IMPLS,
     MAX_BLOCKS,
@@ -33,6 +34,8 @@ DTYPES = tuple(report.DTYPES)  # the names of analysis.report.DTYPES, the one dt
 AUTO_BASELINES = ("auto-params", "auto-depth")
 MODEL_FIELDS = ("growth_rate", "block_config", "num_init_features", "bn_size", "compression", "stem", "num_classes")
 MAX_VALUE_CHARS = 100  # a query value longer than this is not a setting but noise
+MAX_BLOCKS_CHARS = 60  # "128, 128, 128, 128, 128, 128, 128, 128" is 38; room for spaces, no more
+MAX_NAMED = 5  # a warning names this many unknown keys or controls, then counts the rest
 DEFAULT_PRESET = "densenet121"
 
 _INT = re.compile(r"[0-9]{1,7}")  # ASCII digits only: int() would also accept '٣' or '1_000'
@@ -54,15 +57,15 @@ class Control:
 
 CONTROLS: tuple[Control, ...] = (
     Control("preset", "preset", "Preset"),
-    Control("growth_rate", "k", "Growth rate k", 1, 128),
-    Control("block_config", "blocks", "Layers per dense block", 1, 128),
-    Control("num_init_features", "k0", "Initial features k₀", 1, 512),
-    Control("bn_size", "bn", "Bottleneck width (× k; 0 = no bottleneck)", 0, 8),
-    Control("compression", "theta", "Compression θ", 0.05, 1.0),
+    Control("growth_rate", "k", "Growth rate k", *APP_LIMITS["growth_rate"]),
+    Control("block_config", "blocks", "Layers per dense block", *APP_LIMITS["block_config"]),
+    Control("num_init_features", "k0", "Initial features k₀", *APP_LIMITS["num_init_features"]),
+    Control("bn_size", "bn", "Bottleneck width (× k; 0 = no bottleneck)", *APP_LIMITS["bn_size"]),
+    Control("compression", "theta", "Compression θ", *APP_LIMITS["compression"]),
     Control("stem", "stem", "Stem", choices=STEMS),
-    Control("num_classes", "classes", "Classes", 1, 10_000),
-    Control("input_size", "size", "Input size (pixels)", 8, 1024),
-    Control("batch_size", "batch", "Batch size", 1, 1024),
+    Control("num_classes", "classes", "Classes", *APP_LIMITS["num_classes"]),
+    Control("input_size", "size", "Input size (pixels)", *APP_LIMITS["input_size"]),
+    Control("batch_size", "batch", "Batch size", *APP_LIMITS["batch_size"]),
     Control("dtype", "dtype", "Data type", choices=DTYPES),
     Control("device", "device", "Device"),
     Control("memory_efficient", "eff", "Memory-efficient training (recompute in backward)"),
@@ -118,6 +121,18 @@ def config_from_settings(settings: Mapping[str, Any]) -> DenseNetConfig:
     """The DenseNetConfig the settings describe (raises ValueError with the allowed range)."""
     extra = {f.name: settings[f.name] for f in fields(DenseNetConfig) if f.name in settings and f.name != "drop_rate"}
     return DenseNetConfig(**{**extra, "memory_efficient": bool(settings.get("memory_efficient", False))})
+
+
+def check_ranges(settings: Mapping[str, Any]) -> None:
+    """Raise ValueError naming the control and its range if a numeric setting is outside the sidebar's range
+    (a widget value is checked too: a crafted client can send any number)."""
+    for control in CONTROLS:
+        value = settings.get(control.name)
+        if control.low is None or value is None:
+            continue
+        for v in value if isinstance(value, tuple) else (value,):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not control.low <= v <= control.high:
+                raise ValueError(f"{control.label} must be in [{control.low:g}, {control.high:g}]; got {v!r}")
 
 
 def check_input_size(config: DenseNetConfig | ResNetConfig, input_size: int) -> None:
@@ -203,7 +218,11 @@ def _parse_choice(choices: Sequence[str]) -> Callable[[str], str]:
 
 def parse_blocks(text: str) -> tuple[int, ...]:
     """Layers per block from '6-12-24-16' or '6, 12, 24, 16' (raises ValueError saying the format)."""
-    cleaned = re.sub(r"\s+", "", str(text)).replace(",", "-").strip("-")
+    text = str(text)
+    if len(text) > MAX_BLOCKS_CHARS:  # before any splitting: the box's limit, also for a crafted widget value
+        raise ValueError(f"layers per block must be at most {MAX_BLOCKS_CHARS} characters, like 6, 12, 24, 16; "
+                         f"got {len(text):,}")
+    cleaned = re.sub(r"\s+", "", text).replace(",", "-").strip("-")
     try:
         return _parse_blocks(cleaned)
     except ValueError as exc:
@@ -257,6 +276,12 @@ class QueryState:
     warnings: list[str] = field(default_factory=list)
 
 
+def _listed(items: Sequence[str]) -> str:
+    """A few items quoted (each cut at 40 characters), then how many more: what a warning says of unknown names."""
+    shown = ", ".join(repr(item[:40]) for item in items[:MAX_NAMED])
+    return shown + (f" and {len(items) - MAX_NAMED:,} more" if len(items) > MAX_NAMED else "")
+
+
 def _single(value: Any) -> str:
     """The last of repeated values (as st.query_params reads them), as a stripped string."""
     if isinstance(value, (list, tuple)):
@@ -288,7 +313,7 @@ def visible_from_query(params: Mapping[str, Any]) -> tuple[frozenset[str], list[
         names, unknown = _names(text)
         if unknown:
             allowed = ", ".join(c.key for c in CONTROLS)
-            warnings.append(f"'{lesson_key}' names unknown controls ({', '.join(unknown)}); known: {allowed}")
+            warnings.append(f"'{lesson_key}' names unknown controls ({_listed(unknown)}); known: {allowed}")
         visible = visible & names if lesson_key == "show" else visible - names
     return frozenset(visible), warnings
 
@@ -297,15 +322,17 @@ def settings_from_query(params: Mapping[str, Any], devices: Sequence[str] = ("cp
     """Settings from query parameters: defaults, then the preset, then each explicit key; never raises."""
     settings, warnings = default_settings(), []
     parsers = _parsers(devices)
-    raw = {}
+    raw, unknown = {}, []
     for key, value in params.items():
         if key in LESSON_KEYS or key in PAGE_KEYS:
             continue
         control = BY_KEY.get(key)
         if control is None:
-            warnings.append(f"unknown URL setting '{str(key)[:40]}' ignored")
+            unknown.append(str(key))
             continue
         raw[control.name] = _single(value)
+    if unknown:
+        warnings.append(f"unknown URL setting{'s' * (len(unknown) > 1)} {_listed(unknown)} ignored")
 
     def parse(name: str) -> Any:
         text = raw[name]

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from .. import markup
 from ..analysis.report import DTYPES
 from ..models.config import PRESET_TITLES, PRESETS
 from ..models.devices import available_devices
@@ -114,7 +115,8 @@ def _draw_controls(sb: Any, visible: frozenset[str], headers: bool = True) -> No
         sb.slider(c["growth_rate"].label, *_bounds("growth_rate"), key="growth_rate",
                   help="Channels every dense layer adds.")
     if "block_config" in visible:
-        sb.text_input(c["block_config"].label, key="block_config", help="One number per dense block, e.g. 6, 12, 24, 16"
+        sb.text_input(c["block_config"].label, key="block_config", max_chars=us.MAX_BLOCKS_CHARS,
+                      help="One number per dense block, e.g. 6, 12, 24, 16"
                       f" (1 to {us.MAX_BLOCKS} blocks, {_bounds('block_config')[0]} to "
                       f"{_bounds('block_config')[1]} layers each).")
     if "num_init_features" in visible:
@@ -219,14 +221,15 @@ def sidebar() -> AppState:
     try:
         settings = _read_settings(ss[keys.SETTINGS])
         settings["preset"] = us.matching_preset(settings)  # the menu may still show the preset it started from
+        us.check_ranges(settings)
         config = us.config_from_settings(settings)
         us.check_input_size(config, settings["input_size"])
     except ValueError as exc:
-        stop_with_error(f"Invalid settings: {exc}.")
+        stop_with_error(f"Invalid settings: {markup.message(exc)}.")
     ss[keys.SETTINGS] = settings
     # What the opening link got wrong stays on screen until the first change of a setting.
     if ss.get(keys.URL_WARNINGS) and settings == ss.get(keys.URL_SETTINGS):
-        problems = "\n".join(f"- {w}" for w in ss[keys.URL_WARNINGS])
+        problems = "\n".join(f"- {markup.message(w)}" for w in ss[keys.URL_WARNINGS])
         st.warning(f"The link had problems, so defaults were used:\n{problems}")
     else:
         ss[keys.URL_WARNINGS] = []

@@ -17,7 +17,8 @@ from typing import Any
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from ..analysis import cost
+from .. import markup
+from ..analysis import budget, cost
 from ..lab import jobs
 
 POLL_S = 0.25  # how often a waiting page redraws its progress (and notices a Stop or a rerun)
@@ -49,6 +50,7 @@ def freeze_heap() -> None:
 
 
 VIEW, EXPERIMENT = "view", "experiment"  # the pool's two lanes
+QUICK_VIEW_S = 1.0  # a view estimated above this runs on the experiment lane: the view lane stays quick for everyone
 
 
 @st.cache_resource(show_spinner=False, on_release=lambda pool: pool.shutdown())
@@ -60,9 +62,12 @@ def job_pool(lane: str = EXPERIMENT) -> jobs.JobPool:
     if lane not in (VIEW, EXPERIMENT):
         raise ValueError(f"lane must be {VIEW!r} or {EXPERIMENT!r}, got {lane!r}")
     workers = jobs.default_workers()
+    # Twice a job's memory budget: the estimates that refuse bigger jobs up front are within 1.5x; past this limit a
+    # worker's allocation fails and the pool replaces it, whatever a job did.
+    memory = 2 * job_memory()
     if lane == EXPERIMENT:
-        return jobs.JobPool(workers, start_now=False)
-    return jobs.JobPool(min(1, workers))
+        return jobs.JobPool(workers, start_now=False, memory_bytes=memory)
+    return jobs.JobPool(min(1, workers), memory_bytes=memory)
 
 
 def start_pools() -> None:
@@ -98,8 +103,22 @@ def budget_s() -> float:
     try:
         return cost.budget_seconds()
     except ValueError as exc:
-        st.warning(f"{exc}; using the default budget of {cost.DEFAULT_BUDGET_S:g} s.")
+        st.warning(f"{markup.message(exc)}; using the default budget of {cost.DEFAULT_BUDGET_S:g} s.")
         return cost.DEFAULT_BUDGET_S
+
+
+def job_memory() -> int:
+    """The memory one heavy job may use (DENSENET_VIZ_JOB_MEMORY_MIB); a bad setting falls back to the default."""
+    try:
+        return budget.job_memory_bytes()
+    except ValueError as exc:
+        st.warning(f"{markup.message(exc)}; using the default of {budget.DEFAULT_JOB_MEMORY_MIB} MiB.")
+        return budget.DEFAULT_JOB_MEMORY_MIB * 2**20
+
+
+def view_lane(estimate_s: float) -> str:
+    """The lane a view estimated at estimate_s seconds runs on: VIEW when quick, else EXPERIMENT."""
+    return VIEW if estimate_s <= QUICK_VIEW_S else EXPERIMENT
 
 
 def deadline_s(estimate_s: float) -> float:
@@ -112,7 +131,7 @@ def refuse_over_budget(seconds: float, what: str, advice: str) -> None:
     try:
         cost.check_budget(seconds, what, advice, budget_s())
     except cost.OverBudget as exc:
-        st.error(f"Not computed: {exc}")
+        st.error(f"Not computed: {markup.message(exc)}")
         st.stop()
 
 
@@ -139,7 +158,7 @@ def run_job(key: Hashable, fn: Callable, args: tuple, what: str, deadline: float
     try:
         status = pool.submit(key, fn, args, owner=owner, deadline_s=deadline)
     except jobs.QueueFull as exc:
-        st.warning(f"Not started: {exc}.")
+        st.warning(f"Not started: {markup.message(exc)}.")
         return None
     bar = st.progress(0.0, text=_label(status, what, pool.size))
     seen = 0
@@ -161,9 +180,13 @@ def run_job(key: Hashable, fn: Callable, args: tuple, what: str, deadline: float
         bar.empty()
     if status.state == jobs.DONE:
         return status.result
+    if isinstance(status.error, MemoryError):
+        st.error(f"Not computed: {what} ran out of memory: {markup.message(status.error)}. Choose a smaller input "
+                 "size, batch or model.")
+        return None
     if status.state == jobs.FAILED:
         raise status.error if status.error is not None else RuntimeError(status.text)
-    st.warning(f"{what} was {status.text}.")
+    st.warning(f"{what} was {markup.message(status.text)}.")
     return None
 
 

@@ -12,6 +12,7 @@ PARTS = {
     "train": "densenet_viz.bench.train",
     "infer": "densenet_viz.bench.infer",
     "classroom": "densenet_viz.bench.classroom",
+    "hostile": "densenet_viz.bench.hostile",
 }
 
 

@@ -120,12 +120,13 @@ def _healthy(url: str) -> bool:
 
 
 @contextmanager
-def served_app() -> Iterator[tuple[str, subprocess.Popen]]:
-    """`make run`'s server on a free loopback port, healthy; stopped (with its process group) at the end."""
+def served_app(root: Path = ROOT) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`make run`'s server (of the checkout at `root`) on a free loopback port, healthy; stopped (with its process
+    group) at the end."""
     port = _free_port()
     cmd = [sys.executable, "-m", "densenet_viz.app.launch", "--server.address", "127.0.0.1",
            "--server.port", str(port)]  # fmt: skip
-    process = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    process = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                start_new_session=True)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:

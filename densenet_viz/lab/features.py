@@ -269,7 +269,33 @@ def source_summary(fmap: np.ndarray, groups: list[ChannelGroup]) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def grid_maps(fmap: np.ndarray, channels: list[int], max_side: int = 64) -> np.ndarray:
+DRAW_SIDE = 64  # a drawn map is average-pooled to at most this many pixels a side
+
+
+@dataclass(frozen=True)
+class FeatureView:
+    """What a page shows of one unit's output for one image, a few MB whatever the input size: every channel pooled
+    for drawing, per-channel statistics and per-source means at full resolution, and the logits if computed."""
+
+    maps: np.ndarray  # (C, h, w): every channel average-pooled to at most DRAW_SIDE a side (grid_maps)
+    shape: tuple[int, int, int]  # the full map's (C, H, W)
+    stats: pd.DataFrame  # channel_stats of the full map
+    summary: pd.DataFrame  # source_summary of the full map
+    logits: np.ndarray | None
+
+    @property
+    def nbytes(self) -> int:
+        """About what it takes in memory (and on the way from a worker)."""
+        return self.maps.nbytes + (0 if self.logits is None else self.logits.nbytes) + 64 * self.shape[0]
+
+
+def feature_view(fmap: np.ndarray, groups: list[ChannelGroup], logits: np.ndarray | None = None) -> FeatureView:
+    """The FeatureView of a (C, H, W) map whose channels come from `groups`."""
+    return FeatureView(grid_maps(fmap, list(range(fmap.shape[0]))), tuple(fmap.shape), channel_stats(fmap, groups),
+                       source_summary(fmap, groups), logits)
+
+
+def grid_maps(fmap: np.ndarray, channels: list[int], max_side: int = DRAW_SIDE) -> np.ndarray:
     """The chosen channels of a (C, H, W) map, average-pooled down to at most max_side for drawing."""
     maps = torch.from_numpy(np.ascontiguousarray(fmap[channels], dtype=np.float32))
     h, w = maps.shape[-2:]

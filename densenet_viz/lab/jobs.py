@@ -28,13 +28,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..analysis.budget import cpu_count
+from ..units import format_bytes
 
 ENV_WORKERS = "DENSENET_VIZ_WORKERS"  # 0: run jobs in a thread of this process (no separate workers)
 MAX_PER_OWNER = 3
 WORKER_NICENESS = 10  # workers yield the CPU to the server process, which answers every session's sliders
 CANCEL_GRACE_S = 1.0  # after a cancel, how long a job may take to notice before its worker is killed
 KEEP_FINISHED = 32  # finished jobs kept for late readers; done ones answer identical requests at once
-KEEP_FINISHED_BYTES = 512 * 2**20  # and no more than this much of their results (feature maps can be big)
+KEEP_FINISHED_BYTES = 128 * 2**20  # and no more than this much of their results, once nobody waits for them
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 
 
@@ -44,6 +45,33 @@ class JobCancelled(Exception):
 
 class QueueFull(ValueError):
     """An owner asked for more jobs at once than the pool allows."""
+
+
+class WorkerMemoryError(MemoryError):
+    """A job needed more memory than its worker may use; the worker is replaced by a fresh one."""
+
+
+def _vm_size() -> int:
+    """This process's virtual memory size in bytes (what RLIMIT_AS limits)."""
+    with open("/proc/self/status", encoding="ascii") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+
+
+def _limit_memory(allowance: int | None) -> None:
+    """Let this process's address space grow by at most `allowance` bytes from now on (Linux; elsewhere nothing)."""
+    if not allowance:
+        return
+    with contextlib.suppress(ImportError, OSError, ValueError, StopIteration):
+        import resource
+
+        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = _vm_size() + allowance
+        resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether an exception says an allocation failed (Python's MemoryError, or torch's CPU allocator)."""
+    return isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc))
 
 
 def default_workers() -> int:
@@ -94,13 +122,17 @@ class Progress:
             raise JobCancelled
 
 
-def _worker_main(conn: Any, cancel: Any, threads: int) -> None:
-    """A worker process: set the torch thread count first, then run jobs until told to stop."""
+def _worker_main(conn: Any, cancel: Any, threads: int, memory_bytes: int | None = None) -> None:
+    """A worker process: set the torch thread count first, then run jobs until told to stop, its memory growth
+    limited to `memory_bytes` past what its imports took (a job past it fails, and the pool replaces the worker)."""
     import torch
+
+    from . import tasks  # imported now: what the jobs need counts as the base, not against the limit
 
     torch.set_num_threads(threads)
     with contextlib.suppress(OSError, AttributeError):  # not every platform lets a process lower its priority
         os.nice(WORKER_NICENESS)
+    _limit_memory(memory_bytes)
     while True:
         try:
             task = conn.recv()
@@ -116,9 +148,10 @@ def _worker_main(conn: Any, cancel: Any, threads: int) -> None:
             conn.send(("cancelled",))
         except BaseException as exc:  # every failure goes back to the sessions waiting
             if isinstance(exc, torch.OutOfMemoryError):  # the next job must not meet this one's leftovers
-                from .tasks import release_models
-
-                release_models()
+                tasks.release_models()
+            elif _out_of_memory(exc):
+                exc = WorkerMemoryError(f"it needed more than the {format_bytes(memory_bytes)} a worker may use on "
+                                        "this server" if memory_bytes else str(exc))
             try:
                 conn.send(("failed", exc))
             except Exception:  # an exception that cannot be pickled: send its text
@@ -147,8 +180,8 @@ class _Job:
 class _Worker:
     """One worker process (or, with processes=False, the dispatcher's own thread) and its cancel flag."""
 
-    def __init__(self, context: Any, threads: int, processes: bool) -> None:
-        self.context, self.threads, self.processes = context, threads, processes
+    def __init__(self, context: Any, threads: int, processes: bool, memory_bytes: int | None) -> None:
+        self.context, self.threads, self.processes, self.memory_bytes = context, threads, processes, memory_bytes
         self.process: Any = None
         self.conn: Any = None
         self.cancel: Any = context.Event() if processes else threading.Event()
@@ -158,7 +191,8 @@ class _Worker:
         if not self.processes or (self.process is not None and self.process.is_alive()):
             return
         parent, child = self.context.Pipe()
-        self.process = self.context.Process(target=_worker_main, args=(child, self.cancel, self.threads),
+        self.process = self.context.Process(target=_worker_main,
+                                            args=(child, self.cancel, self.threads, self.memory_bytes),
                                             daemon=True, name="densenet-viz-worker")
         # A spawned child re-imports the parent's __main__; under Streamlit that is whichever page script
         # runs now, which must not run again in a worker. The child only needs this module.
@@ -190,14 +224,14 @@ class JobPool:
     """A bounded pool of workers running keyed jobs, shared by every session of a server process."""
 
     def __init__(self, workers: int | None = None, threads: int = 1, max_per_owner: int = MAX_PER_OWNER,
-                 start_now: bool = True) -> None:
+                 start_now: bool = True, memory_bytes: int | None = None) -> None:
         workers = default_workers() if workers is None else workers
         if workers < 0 or threads < 1 or max_per_owner < 1:
             raise ValueError(f"need workers >= 0, threads, max_per_owner >= 1; got {workers, threads, max_per_owner}")
         self.processes = workers > 0
         self.max_per_owner = max_per_owner
         context = mp.get_context("spawn")  # forking a process with threads and torch's state is not safe
-        self._workers = [_Worker(context, threads, self.processes) for _ in range(max(1, workers))]
+        self._workers = [_Worker(context, threads, self.processes, memory_bytes) for _ in range(max(1, workers))]
         self._lock = threading.Condition()
         self._queue: list[_Job] = []
         self._active: dict[Hashable, _Job] = {}
@@ -265,6 +299,10 @@ class JobPool:
         with self._lock:
             job = self._active.get(key)
             if job is None:
+                done = self._finished.get(key)
+                if done is not None and owner in done.owners:
+                    done.owners.discard(owner)
+                    self._evict()  # a large result is kept only while someone waits for it
                 return
             job.owners.discard(owner)
             if job.owners:
@@ -321,10 +359,18 @@ class JobPool:
             del self._active[job.key]
         self._finished[job.key] = job
         self._finished.move_to_end(job.key)
-        while len(self._finished) > KEEP_FINISHED or (
-                len(self._finished) > 1 and sum(j.nbytes for j in self._finished.values()) > KEEP_FINISHED_BYTES):
-            self._finished.popitem(last=False)
+        self._evict()
         self._lock.notify_all()
+
+    def _evict(self) -> None:
+        """Drop the oldest finished jobs nobody waits for until at most KEEP_FINISHED, KEEP_FINISHED_BYTES remain."""
+        total = sum(j.nbytes for j in self._finished.values())
+        for key, job in list(self._finished.items()):
+            if len(self._finished) <= KEEP_FINISHED and total <= KEEP_FINISHED_BYTES:
+                break
+            if not job.owners:
+                del self._finished[key]
+                total -= job.nbytes
 
     def _dispatch(self, worker: _Worker, start_now: bool) -> None:
         if start_now:  # importing torch takes a worker a second or two; else at its first job
@@ -396,6 +442,9 @@ class JobPool:
                         self._finish(job, CANCELLED, "cancelled: " + ("deadline passed" if self._overdue(job)
                                                                       else "nobody waits for it"))
                     worker.ensure_started()
+            if isinstance(job.error, WorkerMemoryError):  # a fresh worker: the allocator keeps what it grew to
+                worker.kill()
+                worker.ensure_started()
         except (EOFError, OSError) as exc:  # the worker died (killed, out of memory)
             worker.kill()
             with self._lock:

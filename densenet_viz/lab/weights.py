@@ -10,6 +10,7 @@ import hashlib
 import io
 import pickle
 import re
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -19,12 +20,18 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from ..analysis.cost import build_seconds
 from ..models.build import build_model
-from ..models.config import PRESETS, DenseNetConfig, ResNetConfig
+from ..models.config import PRESETS, DenseNetConfig, ResNetConfig, check_app_limits
 
 # The largest preset's float32 state dict fits: DenseNet-264's file is 129 MiB (DenseNet-161's ImageNet file 110 MiB).
 MAX_WEIGHTS_MIB = 160  # also the uploader's limit (Streamlit counts upload sizes in MiB)
 MAX_WEIGHTS_BYTES = MAX_WEIGHTS_MIB * 1024 * 1024
+MAX_TENSORS = 4_000  # entries in a zip-format file (one per tensor storage, plus a few records): every published
+# DenseNet fits (DenseNet-264 has 1,591 tensors); each costs about a millisecond to rebuild
+# Checking an inferred architecture builds it on the meta device: only when a real build is estimated to take less
+# than this (the largest config the sidebar allows takes minutes even on meta).
+VERIFY_BUILD_S = 2.0
 # torchvision's DenseNet files predate its current module names: 'denselayer1.norm.1.weight' is now
 # 'denselayer1.norm1.weight' (torchvision's _load_state_dict regular expression, plus num_batches_tracked,
 # which those old files do not have but a re-saved legacy file might).
@@ -76,7 +83,32 @@ def _unwrap(obj: object, name: str) -> dict[str, Tensor]:
     return remap_legacy_keys(tensors)
 
 
+class WeightsNotHeld(LookupError):
+    """A job named loaded weights by their key alone, and this worker does not hold them (any more)."""
+
+
+def _check_archive(source: io.BytesIO | Path, name: str) -> None:
+    """Refuse, before unpickling anything, a zip-format file with more tensors than any model here has: each one
+    costs time and memory to rebuild, whatever its size in the file."""
+    try:
+        if not zipfile.is_zipfile(source):
+            return  # the legacy format: bounded by the file size and the worker's deadline and memory limit
+        with zipfile.ZipFile(source) as archive:
+            entries = len(archive.infolist())
+    finally:
+        if isinstance(source, io.BytesIO):
+            source.seek(0)  # torch.load reads it next, from the start
+    if entries > MAX_TENSORS:
+        raise ValueError(f"{name} holds {entries:,} entries; a DenseNet's state dict has at most {MAX_TENSORS:,} "
+                         "tensors here (DenseNet-264's has 1,591)")
+
+
 def _torch_load(source: io.BytesIO | Path, name: str) -> dict[str, Tensor]:
+    try:
+        _check_archive(source, name)
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"{name} is not a readable PyTorch weights file (.pth/.pt saved by torch.save): "
+                         f"{exc}") from exc
     try:
         obj = torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -182,7 +214,12 @@ def describe(report: KeyReport) -> str:
 
 
 def infer_config(state_dict: dict[str, Tensor]) -> DenseNetConfig | None:
-    """The DenseNetConfig a torchvision-format state dict was saved from, or None if it is not one."""
+    """The DenseNetConfig a torchvision-format state dict was saved from, or None if it is not one.
+
+    Read from the tensors' shapes; ValueError (saying the limit) when the architecture is beyond what the app
+    allows. Every key and shape is checked against a model built on the meta device when that is quick; a
+    larger one is returned as the shapes say.
+    """
     sd = remap_legacy_keys(state_dict)
     try:
         conv0 = sd["features.conv0.weight"]
@@ -218,6 +255,9 @@ def infer_config(state_dict: dict[str, Tensor]) -> DenseNetConfig | None:
         )
     except (KeyError, IndexError, ValueError, ZeroDivisionError):
         return None
+    check_app_limits(config)
+    if build_seconds(config) > VERIFY_BUILD_S:
+        return config
     model = build_model(config, device="meta")
     return config if compare_keys(model, sd).ok else None
 
@@ -242,19 +282,28 @@ def _architecture(config: DenseNetConfig) -> str:
 def load_weights(
     config: DenseNetConfig | ResNetConfig, state_dict: dict[str, Tensor], device: str = "cpu"
 ) -> nn.Module:
-    """A model of config with state_dict's weights, in eval mode with frozen parameters, or ValueError."""
-    model = build_model(config, device="cpu")
+    """A model of config holding state_dict's tensors, in eval mode with frozen parameters, or ValueError.
+
+    Built on the meta device and given the file's tensors themselves (float32 ones are not copied): the weights
+    take their memory once, and no initialiser runs for weights that are replaced at once.
+    """
+    model = build_model(config, device="meta")
     report = compare_keys(model, state_dict)
     if not report.ok:
         message = f"these weights do not fit the current model: {describe(report)}."
-        found = infer_config(state_dict)
-        if found is not None:
-            preset = preset_for(found)
-            message += f" The file holds a DenseNet with {_architecture(found)}" + (
-                f" (preset {preset})." if preset else "."
-            )
+        try:
+            found = infer_config(state_dict)
+        except ValueError as exc:
+            message += f" The file holds a DenseNet beyond this app's limits: {exc}."
+        else:
+            if found is not None:
+                preset = preset_for(found)
+                message += f" The file holds a DenseNet with {_architecture(found)}" + (
+                    f" (preset {preset})." if preset else "."
+                )
         raise ValueError(message)
-    model.load_state_dict(state_dict, strict=True)
+    floats = {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
+    model.load_state_dict(floats, strict=True, assign=True)
     model = model.to(device).eval()
     model.requires_grad_(False)
     return model

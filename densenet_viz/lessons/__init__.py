@@ -3,7 +3,9 @@
 from .loader import (
     LESSON_DIR,
     LESSONS_DIR_ENV,
+    MAX_CHECK_S,
     MAX_LESSON_BYTES,
+    MAX_SESSION_LESSONS,
     Lesson,
     LessonError,
     Question,
@@ -23,7 +25,9 @@ from .quantities import QUANTITIES, Answer, Context
 __all__ = [
     "LESSONS_DIR_ENV",
     "LESSON_DIR",
+    "MAX_CHECK_S",
     "MAX_LESSON_BYTES",
+    "MAX_SESSION_LESSONS",
     "QUANTITIES",
     "Answer",
     "Context",

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..app import settings as us
+from ..markup import outside_references
 from .quantities import QUANTITIES, Answer, Context
 
 LESSON_DIR = Path(__file__).resolve().parents[1] / "data" / "lessons"
@@ -25,6 +26,8 @@ PAGES_DIR = Path(__file__).resolve().parents[2] / "pages"
 LESSONS_DIR_ENV = "DENSENET_VIZ_LESSONS_DIR"  # a teacher's folder of extra lesson files
 MAX_LESSON_BYTES = 64 * 1024  # a lesson is a page of text; anything larger is not one
 MAX_STEPS = 30
+MAX_SESSION_LESSONS = 8  # uploaded lessons a session keeps (the last ones)
+MAX_CHECK_S = 10.0  # seconds a worker may spend checking an uploaded lesson and computing its answers
 LESSON_FIELDS = {"title": str, "summary": str, "settings": dict, "steps": list}
 STEP_FIELDS = {"text": str, "page": str, "show": list, "settings": dict, "question": dict}
 QUESTION_FIELDS = {"kind": str, "prompt": str, "quantity": str, "args": dict, "tolerance": (int, float),
@@ -123,6 +126,11 @@ class _Checker:
             if not isinstance(value, allowed[key]) or isinstance(value, bool):
                 kind = allowed[key].__name__ if isinstance(allowed[key], type) else "number"
                 raise self.fail(step, prefix + key, f"must be a {_KIND_NAMES.get(kind, kind)}, got {value!r}")
+            for text in value if isinstance(value, list) else [value]:
+                found = outside_references(text) if isinstance(text, str) else []
+                if found:  # lesson text is Markdown the app renders: nothing in it may link to or fetch from outside
+                    raise self.fail(step, prefix + key, f"links, images, HTML and web addresses are not allowed in a "
+                                                        f"lesson (found {found[0]!r})")
 
 
 _KIND_NAMES = {"str": "text (in quotes)", "dict": "table", "list": "list [...]", "number": "number"}

@@ -11,11 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
+import torch
 
 from ..analysis import accuracy
 from ..analysis.closed_form import analyze
-from ..models.build import build_model
 from ..models.config import PRESETS, DenseNetConfig, ModelConfig
+from ..models.densenet import Transition
 from ..models.plan import layer_plan
 from ..viz.graphs import dense_block_trace
 
@@ -198,8 +199,10 @@ _POOLS = {"AvgPool2d": "average pooling", "MaxPool2d": "max pooling", "Conv2d": 
 
 @functools.lru_cache(maxsize=8)
 def _pool_kind(config: DenseNetConfig) -> str:
-    model = build_model(replace(config, memory_efficient=False), device="meta")  # no memory: only the modules
-    pool = dict(model.named_modules())["features.transition1"][-1]
+    # The model's own Transition class, as DenseNet.__init__ builds it for transition 1; only that module: a whole
+    # model of the largest size a lesson may name takes seconds to build even on the meta device.
+    with torch.device("meta"):
+        pool = Transition(config.block_out_channels()[0], config.block_in_channels()[1])[-1]
     return _POOLS.get(type(pool).__name__, type(pool).__name__)
 
 

@@ -24,6 +24,31 @@ MAX_BLOCKS = 8
 MAX_CHANNELS = 4096
 MAX_CLASSES = 100_000
 
+# What the app lets anyone ask for: the sidebar's ranges, which a URL, a lesson or a loaded weights file is held to
+# as well. Far below the config's own bounds above, so that nothing a student sends builds a model the sidebar
+# could not (every published model fits: DenseNet-161 has k = 48 and k0 = 96, DenseNet-BC-250 41 layers a block).
+APP_LIMITS: dict[str, tuple[float, float]] = {
+    "growth_rate": (1, 128),
+    "block_config": (1, 128),  # layers in each block
+    "num_init_features": (1, 512),
+    "bn_size": (0, 8),
+    "compression": (0.05, 1.0),
+    "num_classes": (1, 10_000),
+    "input_size": (8, 1024),
+    "batch_size": (1, 1024),
+}
+
+
+def check_app_limits(config: DenseNetConfig) -> None:
+    """Raise ValueError, naming the field, its value and the app's range, if config is outside APP_LIMITS."""
+    for name, value in (("growth_rate", config.growth_rate), ("num_init_features", config.num_init_features),
+                        ("bn_size", config.bn_size), ("compression", config.compression),
+                        ("num_classes", config.num_classes), *(("block_config", v) for v in config.block_config)):
+        low, high = APP_LIMITS[name]
+        if not low <= value <= high:
+            what = "layers in a block" if name == "block_config" else name
+            raise ValueError(f"{what} is {value:g}; this app allows {low:g} to {high:g}")
+
 
 def check_int(name: str, value: Any, low: int, high: int) -> None:
     """Raise ValueError unless value is an int (not bool) in [low, high]."""
