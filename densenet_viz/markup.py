@@ -17,6 +17,7 @@ import unicodedata
 MAX_QUOTE_CHARS = 80  # a quoted value longer than this is shortened, with its length said
 MAX_MESSAGE_CHARS = 600  # a whole message (an exception's text) is shortened past this
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+_ADDRESS = re.compile(r"(https?://|www(?=\.)|@)", re.IGNORECASE)  # where GFM's autolinks begin
 # Links, images and reference definitions, HTML tags, comments and autolinks, URLs with a scheme or www.,
 # and KaTeX's link and image commands.
 _OUTSIDE = re.compile(
@@ -36,8 +37,11 @@ def _visible(char: str) -> str:
 def plain(text: object, limit: int = MAX_QUOTE_CHARS) -> str:
     """Markdown that shows `text` literally on one line (at most `limit` characters of it, then how long it was)."""
     value = str(text)
-    shown = value if len(value) <= limit else value[:limit]
-    escaped = _PUNCTUATION.sub(r"\\\1", "".join(_visible(c) for c in shown))
+    shown = "".join(_visible(c) for c in (value if len(value) <= limit else value[:limit]))
+    # GitHub-flavoured Markdown turns web and e-mail addresses in the rendered text into links, escapes or not: an
+    # invisible word joiner where each address starts keeps them text.
+    shown = _ADDRESS.sub("\\1\N{WORD JOINER}", shown)
+    escaped = _PUNCTUATION.sub(r"\\\1", shown)
     return escaped if len(value) <= limit else f"{escaped}… ({len(value):,} characters)"
 
 

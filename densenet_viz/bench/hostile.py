@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from .classroom import GIB, ROOT, _healthy, _tree, served_app
 from .machine import machine_line
-from .stream import RunResult, Session
+from .stream import RunResult, Session, run_sync
 from .tables import markdown_table
 
 OUTSIDE = "198.51.100.7"  # TEST-NET-2: nothing answers there; any request to it is content from the input
@@ -339,19 +339,42 @@ async def _bystander(url: str, stop: asyncio.Event, results: list[RunResult]) ->
         await session.close()
 
 
-def _p95(results: list[RunResult]) -> str:
-    done = sorted(r.seconds for r in results if r.finished)
-    if not done:
-        return "-"
-    value = done[0] if len(done) == 1 else statistics.quantiles(done, n=100, method="inclusive")[94]
-    unfinished = sum(not r.finished for r in results)
-    return f"{value:.2f} ({len(done)}{f', {unfinished} unfinished' if unfinished else ''})"
+@dataclass
+class Outcome:
+    """One case played: what the page showed, the memory it cost, the bystander's reruns meanwhile, the server."""
+
+    case: Case
+    seen: Seen
+    growth_bytes: int
+    bystander: list[RunResult]
+    survived: bool
+
+    @property
+    def bystander_p95(self) -> float | None:
+        """The 95th percentile of the bystander's finished reruns while the case ran (None without any)."""
+        done = sorted(r.seconds for r in self.bystander if r.finished)
+        if not done:
+            return None
+        return done[0] if len(done) == 1 else statistics.quantiles(done, n=100, method="inclusive")[94]
+
+    def row(self) -> list[str]:
+        """The table's row."""
+        seen, p95 = self.seen, self.bystander_p95
+        unfinished = sum(not r.finished for r in self.bystander)
+        bystander = "-" if p95 is None else (f"{p95:.2f} ({len(self.bystander) - unfinished}"
+                                             f"{f', {unfinished} unfinished' if unfinished else ''})")
+        answer = f"{seen.seconds:.1f}" if seen.answered else f"no answer ({seen.seconds:.0f} s)"
+        said = " ".join(seen.said.split())
+        said = said[:160] + ("…" if len(said) > 160 else "")
+        return [self.case.what, answer, f"{self.growth_bytes / GIB:+.2f}", bystander,
+                "yes" if self.survived else "**no**", f"{seen.rendered} rendered, {seen.fetched} fetched",
+                said or "(nothing)"]
 
 
-async def _play(url: str, pid: int, cases: list[Case]) -> list[list[str]]:
+async def _play(url: str, pid: int, cases: list[Case]) -> list[Outcome]:
     from playwright.async_api import async_playwright
 
-    rows = []
+    outcomes = []
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
@@ -361,7 +384,8 @@ async def _play(url: str, pid: int, cases: list[Case]) -> list[list[str]]:
             await warm.close()
             for case in cases:
                 if not _healthy(url):
-                    rows.append([case.what, "-", "-", "-", "server down before the case", "-", "-"])
+                    outcomes.append(Outcome(case, Seen(float("nan"), False, "server down before the case"), 0, [],
+                                            False))
                     continue
                 page = await browser.new_page()
                 ctx = Ctx(url, page)
@@ -378,27 +402,28 @@ async def _play(url: str, pid: int, cases: list[Case]) -> list[list[str]]:
                 stop.set()
                 await asyncio.gather(sampler, watcher, return_exceptions=True)
                 await page.close()
-                alive = _healthy(url)
-                answer = f"{seen.seconds:.1f}" if seen.answered else f"no answer ({seen.seconds:.0f} s)"
-                markup = f"{seen.rendered} rendered, {seen.fetched} fetched"
-                said = seen.said[:160] + ("…" if len(seen.said) > 160 else "")
-                rows.append([case.what, answer, f"{(peak[0] - before) / GIB:+.2f}", _p95(bystander),
-                             "yes" if alive else "**no**", markup, said or "(nothing)"])
+                outcomes.append(Outcome(case, seen, peak[0] - before, bystander, _healthy(url)))
         finally:
             await browser.close()
-    return rows
+    return outcomes
+
+
+def play(cases: list[Case], root: Path = ROOT) -> tuple[list[Outcome], tuple[float, float]]:
+    """Serve the app from `root` as `make run` does, play the cases one after another; the outcomes and the load
+    average at the start and the end."""
+    with served_app(root) as (url, process):
+        load = os.getloadavg()[0]
+        outcomes = run_sync(_play(url, process.pid, cases))
+        return outcomes, (load, os.getloadavg()[0])
 
 
 def measure(cases: list[Case], root: Path = ROOT) -> str:
-    """Serve the app from `root`, play the cases one after another, and return the table."""
-    with served_app(root) as (url, process):
-        load = os.getloadavg()
-        rows = asyncio.run(_play(url, process.pid, cases))
-        load_end = os.getloadavg()
+    """The table of the cases played against the app at `root`, with the machine's speed and load."""
+    outcomes, (load, load_end) = play(cases, root)
     table = markdown_table(
         ["input", "answered after (s)", "server + workers RSS growth (GiB)", "bystander p95 s (reruns)",
-         "server survived", "markup from the input", "what the page said"], rows)
-    return (f"{machine_line()}; load average {load[0]:.2f} at the start, {load_end[0]:.2f} at the end\n\n{table}")
+         "server survived", "markup from the input", "what the page said"], [o.row() for o in outcomes])
+    return f"{machine_line()}; load average {load:.2f} at the start, {load_end:.2f} at the end\n\n{table}"
 
 
 def run(quick: bool, args: argparse.Namespace | None = None) -> str:
