@@ -4,7 +4,7 @@ The base image comes from Debian's own archive (mmdebstrap: a minimal bookworm w
 and CA certificates, imported as localhost/debian-py:bookworm); Python packages come from wherever this
 machine's pip gets them. `pip config list` names that configuration: it is written to a pip.conf mounted at
 /etc/pip.conf for the build only, with every local file and folder it names (wheel folders, file:// indexes,
-constraints, a CA bundle) mounted read-only at the same path, so nothing of it stays in the image. torch then
+constraints, a CA bundle) mounted read-only at the same path; only empty mount points stay in the image. torch then
 comes from that configuration too (TORCH_INDEX_URL empty), not from PyTorch's index.
 
 The flags in PODMAN and RUN_LIMITS are what podman needs on virtual machines like the development ones:
