@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import skimage.data
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from second_methods import to_display
 
 from densenet_viz.lab import images
@@ -189,3 +189,58 @@ def test_sixteen_bit_values_are_scaled_not_clipped():
 def test_transparent_pixels_become_white():
     rgba = Image.new("RGBA", (4, 4), (10, 20, 30, 0))
     assert images.prepare_upload(encode(rgba, "PNG"), "t.png", 4).display[0, 0].tolist() == [255, 255, 255]
+
+
+def _whole_then_crop(data: bytes, size: int, channels: int, crop: float) -> np.ndarray:
+    """The pixels of the pipeline before decoding was bounded: decode everything, EXIF-rotate, convert the whole
+    image, resize its shorter side to size / crop, then take the centre square."""
+    image = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+    if image.mode.startswith("I;16"):
+        scaled = np.round(np.asarray(image).astype(np.float64) / 257.0)  # the float way: round(v / 257)
+        image = Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8))
+    elif image.mode in ("RGBA", "LA", "P"):
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    image = image.convert("L" if channels == 1 else "RGB")
+    short = max(size, round(size / crop))
+    scale = short / min(image.size)
+    new = (max(short, round(image.size[0] * scale)), max(short, round(image.size[1] * scale)))
+    resized = image.resize(new, Image.Resampling.BILINEAR, reducing_gap=None)
+    left, top = (new[0] - size) // 2, (new[1] - size) // 2
+    return np.asarray(resized.crop((left, top, left + size, top + size)))
+
+
+def _ordinary_uploads() -> dict[str, bytes]:
+    rng = np.random.default_rng(5)
+    photo = Image.fromarray(rng.integers(0, 256, (1512, 2016, 3), dtype=np.uint8))  # a phone photo, 3 MP
+    rotated = photo.getexif()
+    rotated[0x0112] = 6  # "rotate 90° clockwise to display", as phones store a portrait shot
+    return {
+        "phone JPEG": encode(photo, "JPEG", quality=90),
+        "EXIF-rotated JPEG": encode(photo.resize((1008, 756)), "JPEG", exif=rotated.tobytes()),
+        "16-bit PNG": encode(Image.fromarray(rng.integers(0, 65536, (300, 451), dtype=np.uint16)), "PNG"),
+        "RGBA PNG": encode(Image.fromarray(rng.integers(0, 256, (480, 640, 4), dtype=np.uint8)), "PNG"),
+        "palette PNG": encode(photo.resize((320, 240)).convert("P"), "PNG"),
+        "3:1 panorama": encode(photo.resize((1800, 600)), "PNG"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_ordinary_uploads()))
+def test_ordinary_uploads_give_the_pixels_of_resizing_the_whole_image(case):
+    data = _ordinary_uploads()[case]
+    for size, channels, crop in ((224, 3, 0.875), (224, 1, 1.0), (512, 3, 1.0), (1024, 3, 0.875)):
+        shown = images.prepare_upload(data, case, size, channels, crop).display
+        np.testing.assert_array_equal(shown, _whole_then_crop(data, size, channels, crop), err_msg=f"{case} {size}")
+    if case == "EXIF-rotated JPEG":
+        assert Image.open(io.BytesIO(data)).size == (1008, 756)  # stored landscape, shown portrait:
+        assert images.decode_upload(data).image.size == (756, 1008)
+
+
+def test_a_long_strip_costs_what_its_crop_costs():
+    """20:1, the longest allowed: at input 1024 resizing the whole would make 21 MP; only the centre is resampled,
+    within one grey level of the whole-image result."""
+    strip = Image.fromarray(np.random.default_rng(2).integers(0, 256, (100, 2000), dtype=np.uint8))
+    data = encode(strip, "PNG")
+    shown = images.prepare_upload(data, "strip.png", 1024, 1).display
+    assert shown.shape == (1024, 1024)
+    assert np.abs(shown.astype(int) - _whole_then_crop(data, 1024, 1, 1.0).astype(int)).max() <= 2
