@@ -479,3 +479,11 @@ def st_cache_clear() -> None:
     st.cache_resource.clear()
 
 
+
+
+def test_students_see_no_tracebacks():
+    """Streamlit shows an uncaught exception's type and traceback unless told not to; the server log keeps them."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["showErrorDetails"] == "none"

@@ -18,6 +18,7 @@ import os
 import random
 import statistics
 import struct
+import tempfile
 import time
 import zlib
 from collections.abc import Awaitable, Callable
@@ -170,8 +171,14 @@ async def _open(page: Any, url: str) -> bool:
 
 
 async def _upload(page: Any, widget_key: str, name: str, data: bytes, mime: str) -> None:
-    await page.locator(f".st-key-{widget_key} input[type=file]").set_input_files(
-        files=[{"name": name, "mimeType": mime, "buffer": data}])
+    chooser = page.locator(f".st-key-{widget_key} input[type=file]")
+    if len(data) < 40 * 2**20:
+        await chooser.set_input_files(files=[{"name": name, "mimeType": mime, "buffer": data}])
+        return
+    with tempfile.TemporaryDirectory() as folder:  # Playwright takes larger files from disk only
+        path = Path(folder) / name
+        path.write_bytes(data)
+        await chooser.set_input_files(str(path))
 
 
 async def _choose(page: Any, label: str) -> None:
@@ -185,23 +192,34 @@ async def _choose(page: Any, label: str) -> None:
 
 @dataclass
 class Ctx:
-    """What a case needs: the app's URL and a fresh tab whose outside requests are recorded."""
+    """What a case needs: the app's URL, a fresh tab whose outside requests are recorded, and the server's process,
+    whose memory (with its workers') counts from the moment the case marks, right before its hostile step."""
 
     url: str
     page: Any
+    pid: int
     requests: list[str] = field(default_factory=list)
+    marked: float = float("inf")
+    baseline: int = 0
+    peak: int = 0
+
+    def mark(self) -> float:
+        """The hostile step starts now: memory and the bystander's reruns count from here; returns the time."""
+        self.baseline = self.peak = tree_rss(self.pid)
+        self.marked = time.perf_counter()
+        return self.marked
 
 
 async def _image_case(ctx: Ctx, data: bytes, size: int, name: str = "strip.png") -> Seen:
     await _open(ctx.page, f"{ctx.url}/features?size={size}")
     await _choose(ctx.page, "Upload")
-    start = time.perf_counter()
+    start = ctx.mark()
     await _upload(ctx.page, "fm_upload", name, data, "image/png")
     return await _observe(ctx.page, ctx.requests, start, await _settle(ctx.page))
 
 
 async def _url_case(ctx: Ctx, path_and_query: str) -> Seen:
-    start = time.perf_counter()
+    start = ctx.mark()
     answered = await _open(ctx.page, f"{ctx.url}/{path_and_query}")
     return await _observe(ctx.page, ctx.requests, start, answered)
 
@@ -209,7 +227,7 @@ async def _url_case(ctx: Ctx, path_and_query: str) -> Seen:
 async def _weights_case(ctx: Ctx, data: bytes, name: str = "weights.pth") -> Seen:
     await _open(ctx.page, f"{ctx.url}/features")
     await _choose(ctx.page, "Loaded state dict")
-    start = time.perf_counter()
+    start = ctx.mark()
     await _upload(ctx.page, "fm_weights_file", name, data, "application/octet-stream")
     return await _observe(ctx.page, ctx.requests, start, await _settle(ctx.page))
 
@@ -217,7 +235,7 @@ async def _weights_case(ctx: Ctx, data: bytes, name: str = "weights.pth") -> See
 async def _lesson_case(ctx: Ctx, data: bytes, name: str = "lesson.toml") -> Seen:
     await _open(ctx.page, f"{ctx.url}/lessons")
     await ctx.page.get_by_text("Teachers: open your own lesson file").first.click()
-    start = time.perf_counter()
+    start = ctx.mark()
     await _upload(ctx.page, "lesson_upload", name, data, "application/toml")
     return await _observe(ctx.page, ctx.requests, start, await _settle(ctx.page))
 
@@ -226,7 +244,7 @@ async def _long_text_case(ctx: Ctx) -> Seen:
     await _open(ctx.page, ctx.url)
     box = ctx.page.locator(".st-key-block_config input")
     text = "-".join(["1"] * 50_000)  # 99,999 characters
-    start = time.perf_counter()
+    start = ctx.mark()
     await box.fill(text)
     await box.press("Enter")
     return await _observe(ctx.page, ctx.requests, start, await _settle(ctx.page))
@@ -238,7 +256,7 @@ async def _fast_clicks_case(ctx: Ctx) -> Seen:
     try:
         await session.rerun("build", timeout=RUN_TIMEOUT_S)
         rng = random.Random(1)
-        start = time.perf_counter()
+        start = ctx.mark()
         while time.perf_counter() - start < 10:
             session.slider("growth_rate", rng.randint(1, 128))
             await session._send("build")
@@ -315,13 +333,13 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-async def _sample_peak(pid: int, stop: asyncio.Event, peak: list[int]) -> None:
+async def _sample_peak(ctx: Ctx, stop: asyncio.Event) -> None:
     while not stop.is_set():
-        peak[0] = max(peak[0], await asyncio.to_thread(tree_rss, pid))
+        ctx.peak = max(ctx.peak, await asyncio.to_thread(tree_rss, ctx.pid))
         await asyncio.sleep(0.05)
 
 
-async def _bystander(url: str, stop: asyncio.Event, results: list[RunResult]) -> None:
+async def _bystander(url: str, stop: asyncio.Event, results: list[tuple[float, RunResult]]) -> None:
     """A classmate on the Build page moving the growth-rate slider every 0.5-1.5 s to a model not seen yet."""
     session = await Session.open(url, "k0=63", timeout=RUN_TIMEOUT_S)
     rng = random.Random(7)
@@ -334,7 +352,8 @@ async def _bystander(url: str, stop: asyncio.Event, results: list[RunResult]) ->
             await asyncio.sleep(rng.uniform(0.5, 1.5))
             session.slider("growth_rate", ks[i % len(ks)])
             i += 1
-            results.append(await session.rerun("build", timeout=RUN_TIMEOUT_S))
+            started = time.perf_counter()
+            results.append((started, await session.rerun("build", timeout=RUN_TIMEOUT_S)))
     finally:
         await session.close()
 
@@ -388,11 +407,10 @@ async def _play(url: str, pid: int, cases: list[Case]) -> list[Outcome]:
                                             False))
                     continue
                 page = await browser.new_page()
-                ctx = Ctx(url, page)
+                ctx = Ctx(url, page, pid)
                 page.on("request", lambda r, ctx=ctx: ctx.requests.append(r.url))
-                before = tree_rss(pid)
-                stop, peak, bystander = asyncio.Event(), [before], []
-                sampler = asyncio.create_task(_sample_peak(pid, stop, peak))
+                stop, bystander = asyncio.Event(), []
+                sampler = asyncio.create_task(_sample_peak(ctx, stop))
                 watcher = asyncio.create_task(_bystander(url, stop, bystander))
                 try:
                     seen = await asyncio.wait_for(case.play(ctx), RUN_TIMEOUT_S * 3)
@@ -402,7 +420,9 @@ async def _play(url: str, pid: int, cases: list[Case]) -> list[Outcome]:
                 stop.set()
                 await asyncio.gather(sampler, watcher, return_exceptions=True)
                 await page.close()
-                outcomes.append(Outcome(case, seen, peak[0] - before, bystander, _healthy(url)))
+                meanwhile = [r for started, r in bystander if started >= ctx.marked]
+                growth = ctx.peak - ctx.baseline if ctx.baseline else 0  # nothing counted if the step never came
+                outcomes.append(Outcome(case, seen, growth, meanwhile, _healthy(url)))
         finally:
             await browser.close()
     return outcomes
