@@ -1,6 +1,7 @@
 """The classroom benchmark: its protocol client against scripted server messages, and a quick real run."""
 
 import asyncio
+import re
 import threading
 from argparse import Namespace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -151,7 +152,8 @@ def test_quick_classroom_finishes_every_rerun_without_an_exception_box():
     """A few students on a freshly started app: every rerun reaches script_finished, no exception box."""
     quick = classroom.QUICK
     text = classroom.run(quick=True, args=_args())
-    summary, pages = _tables(text)
+    assert text.startswith("machine: ") and "Python loop" in text.splitlines()[0], text
+    summary, pages, floor = _tables(text)
     assert summary["exception boxes"] == ["0"], text
     assert summary["failed/unfinished"] == ["0"], text
     # Each student: its first page, a reload if that page came without the sidebar, then every change.
@@ -163,6 +165,13 @@ def test_quick_classroom_finishes_every_rerun_without_an_exception_box():
     assert int(pages["reruns"][overall]) == int(summary["reruns"][0])
     p50, p95, top = (float(pages[h][overall]) for h in ("p50 s", "p95 s", "max s"))
     assert 0 < p50 <= p95 <= top
+    # The same students against Streamlit's floor page, in the same run: every rerun finished there too, and the
+    # printed ratio is the quotient of the two CPU-per-rerun cells.
+    assert floor["finished reruns"] == [summary["reruns"][0], str(quick.students * (1 + quick.changes))], text
+    app, bare = (float(v) for v in floor["CPU s per rerun"])
+    assert app > 0 and bare > 0
+    ratio = float(re.search(r"app ÷ floor: \*\*([0-9.]+)x", text).group(1))
+    assert ratio == pytest.approx(app / bare, rel=0.05, abs=0.01)
 
 
 @pytest.mark.slow

@@ -85,6 +85,7 @@ def _measure(tool: str, name: str, size: int, batch: int) -> dict[str, float]:
 def run(quick: bool = False) -> str:
     """Time the analysis and torchinfo.summary for each case; return a markdown table."""
     from ..models.config import PRESET_TITLES
+    from .machine import machine_line
     from .tables import markdown_table
 
     cases, batches = (QUICK, QUICK_BATCHES) if quick else (FULL, FULL_BATCHES)
@@ -104,7 +105,7 @@ def run(quick: bool = False) -> str:
                 f"{theirs['median_s'] / cold:,.0f}x", f"{ours['rss'] / MIB:,.0f}", f"{theirs['rss'] / MIB:,.0f}",
                 f"{ours['saved_bytes'] / MIB:,.1f}", f"{theirs['saved_bytes'] / 1e6:,.1f}",
             ])
-    lines = [markdown_table(headers, rows)]
+    lines = [machine_line(), "", markdown_table(headers, rows)]
     lines.append("")
     lines.append(
         f"Each cell is its own fresh Python process. Analysis: the slower of the first call and the median of "

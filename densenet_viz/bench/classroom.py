@@ -30,6 +30,7 @@ from pathlib import Path
 
 from websockets.exceptions import InvalidHandshake
 
+from .machine import machine_line
 from .stream import RunResult, Session, run_sync
 from .tables import markdown_table
 
@@ -46,6 +47,8 @@ TRAIN_PAGE, TRAIN_BUTTON, EPOCHS_SLIDER, RESULT_KEY = "training", "train_start",
 DEFAULT_EPOCHS = 3  # the training page's slider default
 SLIDER_KEY = "growth_rate"
 K_CHOICES = [k for k in range(12, 65) if k != 32]  # around the default k = 32, never the default itself
+SHARED_KS = (12, 16, 24, 40, 48, 20, 28, 36)  # with --shared N: the class moves among the first N (32 is the link's)
+FLOOR_APP = ROOT / "densenet_viz" / "bench" / "floor_app.py"
 FIRST_K0 = 64  # student i opens ?k0=FIRST_K0+1+i: no two students share a model
 START_TIMEOUT_S = 180
 GIB = 2**30
@@ -66,6 +69,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--url", help="drive this running deployment instead of starting the app")
     group.add_argument("--timeout", type=float, default=600.0, help="a rerun not finished after this is unfinished")
     group.add_argument("--seed", type=int, default=0, help="seed of arrivals, think times and k choices")
+    group.add_argument("--shared", type=int, default=0, metavar="N",
+                       help="the class shares N configs: every student opens one lesson link (show=k) and moves k "
+                            f"among the first N of {', '.join(map(str, SHARED_KS))} (default 0: every change new)")
+    group.add_argument("--no-floor", action="store_true",
+                       help="skip the same students against Streamlit's floor (bench/floor_app.py)")
 
 
 @dataclass
@@ -84,6 +92,8 @@ class Options:
     url: str | None = None
     timeout: float = 600.0
     seed: int = 0
+    shared: int = 0  # 0: every change a config nobody has used; N: the class moves among N configs
+    floor: bool = True  # also play the same students against Streamlit's floor page, in the same run
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.pages if p not in PAGES]
@@ -95,6 +105,8 @@ class Options:
             raise ValueError(f"think time [{self.think_min}, {self.think_max}] must satisfy 0 ≤ min ≤ max")
         if not 1 <= self.train_distinct <= 20 - DEFAULT_EPOCHS + 1:
             raise ValueError(f"--train-distinct must be in [1, {20 - DEFAULT_EPOCHS + 1}] (epochs 3..20)")
+        if not 0 <= self.shared <= len(SHARED_KS):
+            raise ValueError(f"--shared must be in [0, {len(SHARED_KS)}]")
 
 
 QUICK = Options(students=3, arrival=1.0, changes=2, think_min=0.2, think_max=0.5, pages=("growth", "memory", "build"))
@@ -120,12 +132,12 @@ def _healthy(url: str) -> bool:
 
 
 @contextmanager
-def served_app(root: Path = ROOT) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`make run`'s server (of the checkout at `root`) on a free loopback port, healthy; stopped (with its process
-    group) at the end."""
+def served_app(root: Path = ROOT, script: Path | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`make run`'s server (of the checkout at `root`), or `streamlit run script` with the same settings, on a free
+    loopback port, healthy; stopped (with its process group) at the end."""
     port = _free_port()
-    cmd = [sys.executable, "-m", "densenet_viz.app.launch", "--server.address", "127.0.0.1",
-           "--server.port", str(port)]  # fmt: skip
+    start = ["densenet_viz.app.launch"] if script is None else ["streamlit", "run", str(script)]
+    cmd = [sys.executable, "-m", *start, "--server.address", "127.0.0.1", "--server.port", str(port)]
     process = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                start_new_session=True)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -197,33 +209,41 @@ def rss_bytes(pid: int) -> tuple[int, int]:
 
 
 async def _slider_student(url: str, index: int, page: str, opts: Options, rng: random.Random,
-                          results: list[RunResult], stop: asyncio.Event | None = None) -> None:
-    """Open `page` from a link with this student's k₀, then move the growth rate to new values."""
+                          results: list[RunResult], stop: asyncio.Event | None = None, script_page: str | None = None
+                          ) -> None:
+    """Open `page` from a link with this student's k₀ (or the class's lesson link), then move the growth rate to new
+    values (or among the class's shared ones). `script_page` is the page name sent, when not `page` (the floor
+    page has one page only)."""
     start = time.perf_counter()
+    sent = page if script_page is None else script_page
+    link = "show=k" if opts.shared else f"k0={FIRST_K0 + 1 + index}"
     try:
-        session = await Session.open(url, f"k0={FIRST_K0 + 1 + index}", timeout=opts.timeout)
+        session = await Session.open(url, link, timeout=opts.timeout)
     except (OSError, TimeoutError, InvalidHandshake) as exc:  # a server too busy to accept is a failed page
         results.append(RunResult(f"{page} (first)", time.perf_counter() - start, False, missing=type(exc).__name__))
         return
     try:
-        first = await session.rerun(page, timeout=opts.timeout)
+        first = await session.rerun(sent, timeout=opts.timeout)
         first.page = f"{page} (first)"
         results.append(first)
         if first.finished and SLIDER_KEY not in session.widget_ids:
             # The page ran without app.py's sidebar (Streamlit's pages/-folder mode, which a fresh process
             # can use until its first st.navigation call): a student reloads, so rerun once more.
             first.missing = SLIDER_KEY
-            first = await session.rerun(page, timeout=opts.timeout)
+            first = await session.rerun(sent, timeout=opts.timeout)
             results.append(first)
             if SLIDER_KEY not in session.widget_ids:
                 first.missing, first.finished = SLIDER_KEY, False
+        shared = SHARED_KS[: opts.shared]
         ks = rng.sample(K_CHOICES, len(K_CHOICES))
-        change = 0
+        change, k = 0, 32
         while first.finished and (change < opts.changes if stop is None else not stop.is_set()):
             await asyncio.sleep(rng.uniform(opts.think_min, opts.think_max))
-            session.slider(SLIDER_KEY, ks[change % len(ks)])
+            k = rng.choice([s for s in shared if s != k]) if shared else ks[change % len(ks)]
+            session.slider(SLIDER_KEY, k)
             change += 1
-            result = await session.rerun(page, timeout=opts.timeout)
+            result = await session.rerun(sent, timeout=opts.timeout)
+            result.page = page
             results.append(result)
             if not result.finished:
                 break
@@ -231,13 +251,13 @@ async def _slider_student(url: str, index: int, page: str, opts: Options, rng: r
         await session.close()
 
 
-async def _classroom(url: str, opts: Options) -> tuple[list[RunResult], float]:
+async def _classroom(url: str, opts: Options, script_page: str | None = None) -> tuple[list[RunResult], float]:
     rng = random.Random(opts.seed)
     results: list[RunResult] = []
 
     async def student(i: int, delay: float, own: random.Random) -> None:
         await asyncio.sleep(delay)
-        await _slider_student(url, i, opts.pages[i % len(opts.pages)], opts, own, results)
+        await _slider_student(url, i, opts.pages[i % len(opts.pages)], opts, own, results, script_page=script_page)
 
     start = time.perf_counter()
     await asyncio.gather(*(student(i, rng.uniform(0, opts.arrival), random.Random(rng.random()))
@@ -342,9 +362,25 @@ def report(opts: Options, results: list[RunResult], wall: float, load: tuple[tup
     return "\n".join(lines)
 
 
-def measure(opts: Options) -> str:
-    """Run one classroom scenario against `opts.url` or a freshly started app, and return its report."""
-    with (served_app() if opts.url is None else _nothing(opts.url)) as (url, process):
+@dataclass
+class Played:
+    """One scenario played against one server: every rerun, how long it took, and what the server spent."""
+
+    results: list[RunResult]
+    wall: float
+    load: tuple[tuple[float, ...], tuple[float, ...]]
+    server: dict[str, float] | None
+    slider: list[RunResult] | None = None
+
+    def cpu_per_rerun(self) -> float | None:
+        """Server CPU seconds (its workers' included) per finished rerun."""
+        done = sum(r.finished for r in self.results)
+        return self.server["cpu"] / done if self.server and done else None
+
+
+def _play(opts: Options, script: Path | None = None) -> Played:
+    """Serve the app (or `script`), unless opts.url names a running one, and play the scenario against it."""
+    with (served_app(script=script) if opts.url is None else _nothing(opts.url)) as (url, process):
         load_start = os.getloadavg()
         cpu_start = cpu_seconds(process.pid) if process else 0.0
         slider = None
@@ -352,13 +388,36 @@ def measure(opts: Options) -> str:
             results, slider, wall = run_sync(_train_rush(url, opts))
             slider = slider if opts.slider_student else None
         else:
-            results, wall = run_sync(_classroom(url, opts))
+            results, wall = run_sync(_classroom(url, opts, script_page=None if script is None else ""))
         server = None
         if process is not None:
             rss, child_rss = rss_bytes(process.pid)
             server = {"cpu": cpu_seconds(process.pid) - cpu_start, "wall": wall, "rss": rss,
                       "child_rss": child_rss, "children": len(_tree(process.pid)) - 1}  # fmt: skip
-        return report(opts, results, wall, (load_start, os.getloadavg()), server, slider)
+        return Played(results, wall, (load_start, os.getloadavg()), server, slider)
+
+
+def floor_table(app: Played, floor: Played) -> str:
+    """The app against Streamlit's floor page, the same students in the same run: CPU per rerun and its ratio."""
+    rows = []
+    for name, played in (("the app", app), ("Streamlit's floor (bench/floor_app.py)", floor)):
+        done = [r.seconds for r in played.results if r.finished]
+        per = played.cpu_per_rerun()
+        rows.append([name, str(len(done)), f"{played.server['cpu']:.1f}" if played.server else "n/a",
+                     "n/a" if per is None else f"{per:.3f}", *_stats(played.results)[1:]])
+    ratio = (app.cpu_per_rerun() or 0) / (floor.cpu_per_rerun() or float("inf"))
+    return (markdown_table(["server", "finished reruns", "server CPU s", "CPU s per rerun", "p50 s", "p95 s", "max s"],
+                           rows) + f"\n\nserver CPU per rerun, app ÷ floor: **{ratio:.2f}x**")
+
+
+def measure(opts: Options) -> str:
+    """Run one classroom scenario against `opts.url` or a freshly started app (then, unless told not to, the same
+    students against Streamlit's floor page), and return its report with the machine's speed."""
+    app = _play(opts)
+    text = f"{machine_line()}\n\n" + report(opts, app.results, app.wall, app.load, app.server, app.slider)
+    if opts.floor and opts.url is None and not opts.train:
+        text += "\n\n" + floor_table(app, _play(opts, FLOOR_APP))
+    return text
 
 
 @contextmanager
@@ -369,12 +428,14 @@ def _nothing(url: str) -> Iterator[tuple[str, None]]:
 def options_from_args(args: argparse.Namespace, quick: bool) -> Options:
     """The run the command line asked for; --quick is a few students, a couple of quick changes."""
     if quick:
-        chosen = {"url": args.url, "train": args.train, "slider_student": args.slider_student}
+        chosen = {"url": args.url, "train": args.train, "slider_student": args.slider_student,
+                  "shared": getattr(args, "shared", 0), "floor": not getattr(args, "no_floor", False)}
         return Options(**{**QUICK.__dict__, **chosen})
     return Options(students=args.students, arrival=args.arrival, changes=args.changes, think_min=args.think_min,
                    think_max=args.think_max, pages=tuple(p.strip() for p in args.pages.split(",") if p.strip()),
                    train=args.train, train_distinct=args.train_distinct, slider_student=args.slider_student,
-                   url=args.url, timeout=args.timeout, seed=args.seed)  # fmt: skip
+                   url=args.url, timeout=args.timeout, seed=args.seed, shared=getattr(args, "shared", 0),
+                   floor=not getattr(args, "no_floor", False))  # fmt: skip
 
 
 def run(quick: bool, args: argparse.Namespace | None = None) -> str:

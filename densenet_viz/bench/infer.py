@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from ..models.build import build_model
 from ..models.config import PRESETS, DenseNetConfig, ResNetConfig
 from ..models.densenet import DenseBlock
+from .machine import machine_line
 from .tables import markdown_table
 
 FORMATS = {"NCHW": torch.contiguous_format, "channels_last": torch.channels_last}
@@ -124,7 +125,7 @@ def run(quick: bool = False) -> str:
         size, batches, depths, block_batches, repeats = 224, (1, 32), (24, 64, 128), (1, 8), 5
     machine = f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}"
     return (
-        f"Inference (eval, no_grad, float32, {size}x{size}), {machine}; median of {repeats}.\n\n"
+        f"{machine_line()}\n\nInference (eval, no_grad, float32, {size}x{size}), {machine}; median of {repeats}.\n\n"
         f"{_throughput_table(models, size, batches, repeats)}\n\n"
         f"One dense block (64 input channels, k = 32, bottleneck 4k, 14x14), no_grad: median of {repeats}.\n\n"
         f"{_block_table(depths, block_batches, 14, repeats)}"

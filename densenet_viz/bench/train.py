@@ -24,6 +24,7 @@ from ..analysis.trade import MODES, saved_activation_bytes, time_training_steps
 from ..models.build import build_model
 from ..models.config import PRESETS, DenseNetConfig
 from ..models.densenet import DenseBlock
+from .machine import machine_line
 from .tables import markdown_table
 
 MIB = 2**20
@@ -116,7 +117,8 @@ def run(quick: bool = False) -> str:
     )
     machine = f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}"
     return (
-        f"Training step (forward + cross-entropy + backward), float32, {machine}; modes alternated in one "
+        f"{machine_line()}\n\nTraining step (forward + cross-entropy + backward), float32, {machine}; modes alternated "
+        "in one "
         f"process after a warm-up step.\n\n{step_table}\n\n"
         f"One dense block (64 input channels, k = 32, bottleneck 4k), {size}x{size}, batch {batch}: "
         f"saved activation bytes (meta device).\n\n{depth_table}"
