@@ -8,7 +8,8 @@ from densenet_viz.bench import analysis as bench_analysis
 @pytest.mark.slow
 def test_quick_run_returns_the_table():
     text = bench_analysis.run(quick=True)
-    lines = text.splitlines()
+    machine, _, *lines = text.splitlines()
+    assert machine.startswith("machine: ") and "Python loop" in machine and "matmul" in machine
     header = [cell.strip() for cell in lines[0].strip("|").split("|")]
     assert header[:6] == [
         "model", "input", "batch", "analysis, cold (s)", "torchinfo.summary (s)", "speed-up",
