@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     from . import caches, ui, work  # noqa: F401 - imported for their side effect: torch, pandas, plotly loaded now
 
     work.start_pools()  # while the server starts, not while the first page that needs a worker waits
+    work.freeze_heap()  # now, in one thread: the first sessions would otherwise each collect the whole heap
     PagesManager.uses_pages_directory = False  # app.py routes with st.navigation; pages/ is not the old mode
     cli.main(["run", str(APP), *(sys.argv[1:] if argv is None else argv)], prog_name="streamlit")
 

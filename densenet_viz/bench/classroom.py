@@ -72,6 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--shared", type=int, default=0, metavar="N",
                        help="the class shares N configs: every student opens one lesson link (show=k) and moves k "
                             f"among the first N of {', '.join(map(str, SHARED_KS))} (default 0: every change new)")
+    group.add_argument("--profile", metavar="PATH",
+                       help="sample the app's server with py-spy during the run; collapsed stacks to PATH")
     group.add_argument("--no-floor", action="store_true",
                        help="skip the same students against Streamlit's floor (bench/floor_app.py)")
 
@@ -94,6 +96,7 @@ class Options:
     seed: int = 0
     shared: int = 0  # 0: every change a config nobody has used; N: the class moves among N configs
     floor: bool = True  # also play the same students against Streamlit's floor page, in the same run
+    profile: str | None = None  # py-spy's collapsed stacks of the app's server go here
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.pages if p not in PAGES]
@@ -378,9 +381,28 @@ class Played:
         return self.server["cpu"] / done if self.server and done else None
 
 
+@contextmanager
+def _sampled(pid: int, path: str | None) -> Iterator[None]:
+    """py-spy recording the process `pid` while the body runs: 100 samples a second of the thread holding the
+    interpreter lock (the one core every session's page shares)."""
+    if path is None:
+        yield
+        return
+    beside = Path(sys.executable).with_name("py-spy")  # the virtual environment's, where requirements-dev puts it
+    command = [str(beside) if beside.exists() else "py-spy", "record", "--pid", str(pid), "--rate", "100", "--gil",
+               "--format", "raw", "--output", path, "--nonblocking"]
+    spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        spy.send_signal(2)  # py-spy writes what it sampled on SIGINT
+        spy.wait(timeout=60)
+
+
 def _play(opts: Options, script: Path | None = None) -> Played:
     """Serve the app (or `script`), unless opts.url names a running one, and play the scenario against it."""
-    with (served_app(script=script) if opts.url is None else _nothing(opts.url)) as (url, process):
+    with (served_app(script=script) if opts.url is None else _nothing(opts.url)) as (url, process), \
+            _sampled(process.pid if process else 0, opts.profile if process and script is None else None):
         load_start = os.getloadavg()
         cpu_start = cpu_seconds(process.pid) if process else 0.0
         slider = None
@@ -435,7 +457,7 @@ def options_from_args(args: argparse.Namespace, quick: bool) -> Options:
                    think_max=args.think_max, pages=tuple(p.strip() for p in args.pages.split(",") if p.strip()),
                    train=args.train, train_distinct=args.train_distinct, slider_student=args.slider_student,
                    url=args.url, timeout=args.timeout, seed=args.seed, shared=getattr(args, "shared", 0),
-                   floor=not getattr(args, "no_floor", False))  # fmt: skip
+                   floor=not getattr(args, "no_floor", False), profile=getattr(args, "profile", None))  # fmt: skip
 
 
 def run(quick: bool, args: argparse.Namespace | None = None) -> str:
