@@ -116,3 +116,16 @@ def test_block_channels_follow_the_formula(k, blocks, k0, theta):
     for n, c_in, c_out in zip(blocks, cfg.block_in_channels(), cfg.block_out_channels(), strict=False):
         assert c_in == c and c_out == c + k * n
         c = math.floor(theta * c_out)
+
+
+def test_the_channel_rules_give_the_papers_densenet_121_numbers():
+    """Table 1 of the paper: DenseNet-121 (k = 32, k0 = 64, blocks 6-12-24-16, theta = 0.5) ends its blocks with 256,
+    512, 1024 and 1024 channels; each transition halves them."""
+    from densenet_viz.models.config import layer_in_channels, transition_out_channels
+
+    assert layer_in_channels(64, 32, 1) == 64 and layer_in_channels(64, 32, 6) == 224  # layer 6 reads x0..x5
+    assert layer_in_channels(64, 32, 7) == 256  # the block's output: 6 layers added
+    assert transition_out_channels(256, 0.5) == 128 and transition_out_channels(1023, 0.5) == 511  # floor
+    config = PRESETS["densenet121"]
+    assert config.block_out_channels() == [256, 512, 1024, 1024]
+    assert config.block_in_channels() == [64, 128, 256, 512]

@@ -53,7 +53,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ..models.config import DEFAULT_EFFICIENT_IMPL, DenseNetConfig, ResNetConfig, check_int
+from ..models.config import DEFAULT_EFFICIENT_IMPL, DenseNetConfig, ResNetConfig, check_int, layer_in_channels
 from ..models.plan import LayerSpec, check_input_size, layer_plan
 from .dense_form import dense_parts, densenet_inference, densenet_saved, densenet_units, save_dense_block
 from .ledger import Core, Saved
@@ -312,7 +312,8 @@ def memory_growth(
         efficient_impl=efficient_impl,  # validated by the config
     )
     layers = tuple(
-        LayerSpec(f"denselayer{i}", "dense_layer", 1, i, in_channels + (i - 1) * growth_rate, growth_rate, h, w)
+        LayerSpec(f"denselayer{i}", "dense_layer", 1, i, layer_in_channels(in_channels, growth_rate, i), growth_rate,
+                  h, w)
         for i in range(1, max_layers + 1)
     )
     size = dt.itemsize

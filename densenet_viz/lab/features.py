@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models.build import build_model
-from ..models.config import DenseNetConfig, ResNetConfig
+from ..models.config import DenseNetConfig, ResNetConfig, layer_in_channels
 from ..models.plan import LayerSpec, layer_plan
 
 
@@ -135,7 +135,7 @@ def channel_groups(spec: LayerSpec, growth_rate: int | None = None) -> list[Chan
         n_layers = (spec.out_channels - spec.in_channels) // growth_rate
         groups = [ChannelGroup("x0 (block input)", 0, 0, spec.in_channels)]
         for layer in range(1, n_layers + 1):
-            start = spec.in_channels + (layer - 1) * growth_rate
+            start = layer_in_channels(spec.in_channels, growth_rate, layer)
             groups.append(ChannelGroup(f"layer {layer}", layer, start, start + growth_rate))
         return groups
     if spec.kind == "dense_layer":

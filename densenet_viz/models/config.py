@@ -50,6 +50,17 @@ def check_app_limits(config: DenseNetConfig) -> None:
             raise ValueError(f"{what} is {value:g}; this app allows {low:g} to {high:g}")
 
 
+def layer_in_channels(block_in: int, growth_rate: int, layer: int) -> int:
+    """Channels dense layer `layer` (1-based) of a block reads: k0 + k·(l−1), the block input and every earlier
+    layer's k new maps (paper Sec. 3). layer = L + 1 gives the block's output."""
+    return block_in + growth_rate * (layer - 1)
+
+
+def transition_out_channels(channels: int, compression: float) -> int:
+    """Channels a transition keeps of the c it receives: floor(θ·c) (DenseNet-C, paper Sec. 3)."""
+    return math.floor(compression * channels)
+
+
 def check_int(name: str, value: Any, low: int, high: int) -> None:
     """Raise ValueError unless value is an int (not bool) in [low, high]."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -147,7 +158,7 @@ class DenseNetConfig(_DictMixin):
         _check_choice("efficient_impl", self.efficient_impl, EFFICIENT_IMPLS)
         # A transition that compresses to zero channels would leave the next block nothing to read.
         for i, c in enumerate(self.block_out_channels()[:-1]):
-            if math.floor(self.compression * c) < 1:
+            if transition_out_channels(c, self.compression) < 1:
                 raise ValueError(
                     f"compression {self.compression} leaves no channels after block {i + 1} "
                     f"({c} channels); use compression >= {1 / c:.3g}"
@@ -160,17 +171,20 @@ class DenseNetConfig(_DictMixin):
         return 1 + per_layer * sum(self.block_config) + (len(self.block_config) - 1) + 1
 
     def block_in_channels(self) -> list[int]:
-        """Channels entering each dense block."""
-        return [c - n * self.growth_rate for c, n in zip(self.block_out_channels(), self.block_config, strict=False)]
+        """Channels entering each dense block: k0, then what each transition keeps."""
+        return self._block_channels()[0]
 
     def block_out_channels(self) -> list[int]:
-        """Channels leaving each dense block: c_in + k * layers."""
-        out, c = [], self.num_init_features
+        """Channels leaving each dense block: its input plus k per layer."""
+        return self._block_channels()[1]
+
+    def _block_channels(self) -> tuple[list[int], list[int]]:
+        ins, outs, c = [], [], self.num_init_features
         for n in self.block_config:
-            c += n * self.growth_rate
-            out.append(c)
-            c = math.floor(self.compression * c)
-        return out
+            ins.append(c)
+            outs.append(layer_in_channels(c, self.growth_rate, n + 1))
+            c = transition_out_channels(outs[-1], self.compression)
+        return ins, outs
 
     @property
     def num_features(self) -> int:

@@ -8,7 +8,6 @@ because the pages show their code and the benchmarks build blocks on their own.
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 
 import torch
@@ -16,7 +15,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
-from .config import DEFAULT_EFFICIENT_IMPL, DenseNetConfig
+from .config import DEFAULT_EFFICIENT_IMPL, DenseNetConfig, layer_in_channels, transition_out_channels
 from .efficient import autocast_enabled, cat_bn_relu_conv
 
 
@@ -109,10 +108,10 @@ class DenseBlock(nn.ModuleDict):
     ) -> None:
         super().__init__()
         self.growth_rate = growth_rate
-        for i in range(num_layers):
-            c = num_input_features + i * growth_rate
+        for i in range(1, num_layers + 1):
+            c = layer_in_channels(num_input_features, growth_rate, i)  # k0 + k*(i-1)
             layer = DenseLayer(c, growth_rate, bn_size, drop_rate, memory_efficient, efficient_impl)
-            self.add_module(f"denselayer{i + 1}", layer)
+            self.add_module(f"denselayer{i}", layer)
 
     def forward(self, init_features: Tensor) -> Tensor:
         if torch.is_grad_enabled():
@@ -189,9 +188,9 @@ class DenseNet(nn.Module):
                 efficient_impl=config.efficient_impl,
             )
             self.features.add_module(f"denseblock{i + 1}", block)
-            num_features += num_layers * config.growth_rate
+            num_features = layer_in_channels(num_features, config.growth_rate, num_layers + 1)  # k0 + k*L
             if i != len(config.block_config) - 1:
-                out_features = math.floor(config.compression * num_features)
+                out_features = transition_out_channels(num_features, config.compression)  # floor(theta*c)
                 self.features.add_module(f"transition{i + 1}", Transition(num_features, out_features))
                 num_features = out_features
 

@@ -5,10 +5,9 @@ Graphs, charts and the analysis all read these records instead of repeating the 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-from .config import DenseNetConfig, ResNetConfig
+from .config import DenseNetConfig, ResNetConfig, layer_in_channels, transition_out_channels
 
 
 @dataclass(frozen=True)
@@ -95,10 +94,10 @@ def _densenet_plan(config: DenseNetConfig, hw: tuple[int, int]) -> list[LayerSpe
         for i in range(1, n + 1):
             # Layer i reads k0 + k*(i-1) channels and adds k of its own.
             path = f"features.denseblock{b}.denselayer{i}"
-            specs.append(LayerSpec(path, "dense_layer", b, i, c + (i - 1) * k, k, h, w))
-        c += n * k
+            specs.append(LayerSpec(path, "dense_layer", b, i, layer_in_channels(c, k, i), k, h, w))
+        c = layer_in_channels(c, k, n + 1)
         if b < len(config.block_config):
-            out = math.floor(config.compression * c)
+            out = transition_out_channels(c, config.compression)
             h, w = h // 2, w // 2
             specs.append(LayerSpec(f"features.transition{b}", "transition", b, None, c, out, h, w))
             c = out
