@@ -22,10 +22,10 @@ run: $(VENV)/.run-deps
 	$(PY) -m densenet_viz.app.launch --server.address $(ADDRESS) --server.port $${PORT:-8501}
 
 # Several app processes behind HAProxy (cookie affinity): `make serve REPLICAS=4 PORT=8600 ADDRESS=0.0.0.0`.
-REPLICAS ?= $(shell nproc 2>/dev/null || echo 2)
+# REPLICAS defaults to one per usable core (CPU affinity and cgroup quota, as the app's worker pools count them).
 SERVE_PORT ?= $(or $(PORT),8501)
 serve: $(VENV)/.run-deps
-	$(PY) deploy/serve.py --replicas $(REPLICAS) --port $(SERVE_PORT) --address $(ADDRESS)
+	$(PY) deploy/serve.py $(if $(REPLICAS),--replicas $(REPLICAS)) --port $(SERVE_PORT) --address $(ADDRESS)
 
 test: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff check .

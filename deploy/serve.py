@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import csv
 import ctypes
+import importlib.util
 import io
 import json
 import os
@@ -38,10 +39,19 @@ RESTART_DELAY_MAX_S = 30  # a replica that keeps dying is restarted at most this
 _PR_SET_PDEATHSIG = 1
 
 
+def usable_cores() -> int:
+    """The cores this process may use, by the app's own rule (densenet_viz/cores.py: affinity and cgroup quota),
+    loaded from its file: importing the package would load torch into this supervisor."""
+    spec = importlib.util.spec_from_file_location("densenet_viz_cores", ROOT / "densenet_viz" / "cores.py")
+    cores = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cores)
+    return cores.cpu_count()
+
+
 def workers_per_replica(replicas: int, cores: int | None = None) -> int:
     """Experiment workers for each replica (DENSENET_VIZ_WORKERS): the cores the replicas' own page work leaves,
     shared out, at least one each. Left alone, every replica would take all cores but one for itself."""
-    cores = len(os.sched_getaffinity(0)) if cores is None else cores
+    cores = usable_cores() if cores is None else cores
     return max(1, (cores - replicas) // replicas)
 
 
@@ -216,8 +226,8 @@ class Supervisor:
 def main(argv: list[str] | None = None) -> int:
     """Parse the options, run the supervisor until Ctrl-C or SIGTERM, and return its exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replicas", type=int, default=os.cpu_count() or 1,
-                        help="Streamlit processes to start (default: one per core)")
+    parser.add_argument("--replicas", type=int, default=None,
+                        help="Streamlit processes to start (default: one per usable core)")
     parser.add_argument("--port", type=int, default=8501, help="HAProxy's port (default 8501)")
     parser.add_argument("--address", default="127.0.0.1",
                         help="HAProxy's bind address (default 127.0.0.1; 0.0.0.0 serves the LAN)")
@@ -227,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--restart-delay", type=float, default=1.0,
                         help="seconds before a replica that exited is started again (default 1)")
     args = parser.parse_args(argv)
+    args.replicas = usable_cores() if args.replicas is None else args.replicas
     if not 1 <= args.replicas <= 64:
         parser.error(f"--replicas must be between 1 and 64, got {args.replicas}")
     if not 1 <= args.port <= 65535:

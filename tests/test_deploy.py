@@ -160,3 +160,12 @@ def test_make_serve_shares_the_cores_among_the_replicas_workers():
     assert serve.workers_per_replica(2, cores=2) == 1  # each replica still has one experiment worker
     assert serve.workers_per_replica(4, cores=16) == 3  # 4 page threads + 4 x 3 workers = 16 cores
     assert serve.workers_per_replica(8, cores=8) == 1
+
+
+def test_make_serve_counts_cores_by_the_apps_rule_without_loading_torch():
+    from densenet_viz.analysis.budget import cpu_count
+
+    code = ("import sys; sys.path.insert(0, 'deploy'); import serve; "
+            "print(serve.usable_cores(), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.split() == [str(cpu_count()), "False"]

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
 import torch
 
+from ..cores import CGROUP_ROOT, cpu_count, read_int
 from ..units import format_bytes
+
+__all__ = ["check_fits", "cpu_count", "free_memory_bytes", "job_memory_bytes"]
 
 # Leave room for the app, the allocator's slack and the other sessions sharing the machine.
 USABLE_FRACTION = 0.8
 _ADVICE = "Choose a smaller growth rate, fewer layers, a smaller input or batch, or a lower-precision dtype."
-CGROUP_ROOT = Path("/sys/fs/cgroup")
 MEMINFO = Path("/proc/meminfo")
 # What one heavy job (a build, a forward pass, a measured trade) may take in a worker on the CPU, so that nothing a
 # student asks for grows the server by more than this; a teacher's own machine can allow more.
@@ -35,15 +36,6 @@ def job_memory_bytes() -> int:
     return int(text) * 2**20
 
 
-def _read_int(path: Path) -> int | None:
-    """An integer file of the kernel's (None if absent, unreadable or 'max')."""
-    try:
-        text = path.read_text(encoding="ascii").strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
-
-
 def cgroup_free_bytes(root: Path = CGROUP_ROOT) -> int | None:
     """What this process's memory cgroup still allows: limit minus usage (v2, else v1); None if unlimited.
 
@@ -53,30 +45,12 @@ def cgroup_free_bytes(root: Path = CGROUP_ROOT) -> int | None:
     for limit_file, usage_file in (("memory.max", "memory.current"),
                                    ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes"),
                                    ("memory.limit_in_bytes", "memory.usage_in_bytes")):
-        limit = _read_int(root / limit_file)
+        limit = read_int(root / limit_file)
         # cgroup v1 says "no limit" with a huge number (a page-rounded 2**63 - 1)
         if limit is None or limit >= 2**62:
             continue
-        return max(0, limit - (_read_int(root / usage_file) or 0))
+        return max(0, limit - (read_int(root / usage_file) or 0))
     return None
-
-
-def cpu_count(root: Path = CGROUP_ROOT) -> int:
-    """The cores this process may use: its CPU affinity, capped by its cgroup's CPU quota (v2 `cpu.max`, else v1
-    `cpu.cfs_quota_us`), rounded up; at least 1.
-
-    os.cpu_count() is the host's count: a pod limited to 2 CPUs on a 64-core node would size a pool for 64.
-    """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    try:
-        quota_text, period_text = (root / "cpu.max").read_text(encoding="ascii").split()[:2]
-        quota, period = (int(quota_text) if quota_text.isdigit() else None), int(period_text)
-    except (OSError, ValueError):
-        quota = _read_int(root / "cpu" / "cpu.cfs_quota_us") or _read_int(root / "cpu.cfs_quota_us")  # -1: none
-        period = _read_int(root / "cpu" / "cpu.cfs_period_us") or _read_int(root / "cpu.cfs_period_us")
-    if quota and period:
-        cores = min(cores, math.ceil(quota / period))
-    return max(1, cores)
 
 
 def _meminfo_available(meminfo: Path = MEMINFO) -> int | None:
