@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+MIB = 2**20  # bytes in a mebibyte: every MiB the app computes or shows
+
 _BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 _COUNT_UNITS = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..cores import CGROUP_ROOT, cpu_count, read_int
-from ..units import format_bytes
+from ..units import MIB, format_bytes
 
 __all__ = ["check_fits", "cpu_count", "free_memory_bytes", "job_memory_bytes"]
 
@@ -30,10 +30,10 @@ def job_memory_bytes() -> int:
     """The memory one heavy job may use in a worker: DENSENET_VIZ_JOB_MEMORY_MIB MiB if set, else 512 MiB."""
     text = os.environ.get(ENV_JOB_MEMORY, "").strip()
     if not text:
-        return DEFAULT_JOB_MEMORY_MIB * 2**20
+        return DEFAULT_JOB_MEMORY_MIB * MIB
     if not text.isdigit() or not 64 <= int(text) <= MAX_JOB_MEMORY_MIB:
         raise ValueError(f"{ENV_JOB_MEMORY} must be a whole number of MiB in [64, {MAX_JOB_MEMORY_MIB}], got {text!r}")
-    return int(text) * 2**20
+    return int(text) * MIB
 
 
 def cgroup_free_bytes(root: Path = CGROUP_ROOT) -> int | None:

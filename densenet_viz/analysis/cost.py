@@ -89,13 +89,6 @@ def build_seconds(config: DenseNetConfig | ResNetConfig, calibration: Calibratio
     return calibration.build_scale * _raw_build(config)
 
 
-def training_seconds(config: DenseNetConfig | ResNetConfig, input_size: int, batch_size: int, steps: int,
-                     calibration: Calibration = Calibration()) -> float:
-    """Estimated seconds of `steps` training steps (forward and backward) plus one build."""
-    step = TRAIN_STEP_FACTOR * forward_seconds(config, input_size, batch_size, calibration=calibration)
-    return steps * step + build_seconds(config, calibration)
-
-
 def _least_forward(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> float:
     """CPU seconds of this thread for the fastest of `repeats` no-grad forward passes, after a warm-up."""
     times = []

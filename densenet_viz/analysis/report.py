@@ -20,7 +20,6 @@ DTYPES: dict[str, torch.dtype] = {
 MODES = ("inference", "train_plain", "train_efficient")
 # Far above any batch a real accelerator holds, low enough that a typo is caught rather than quoted.
 MAX_BATCH_SIZE = 1 << 20
-INDEX_BYTES = 8  # max-pool keeps int64 indices of its maxima for backward
 
 MEMORY_LABELS: dict[str, str] = {
     "inference_bytes": (

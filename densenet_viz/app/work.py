@@ -20,6 +20,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from .. import markup
 from ..analysis import budget, cost
 from ..lab import jobs
+from ..units import MIB
 
 POLL_S = 0.25  # how often a waiting page redraws its progress (and notices a Stop or a rerun)
 START_ALLOWANCE_S = 10.0  # a replaced worker imports torch again before its job starts
@@ -113,7 +114,7 @@ def job_memory() -> int:
         return budget.job_memory_bytes()
     except ValueError as exc:
         st.warning(f"{markup.message(exc)}; using the default of {budget.DEFAULT_JOB_MEMORY_MIB} MiB.")
-        return budget.DEFAULT_JOB_MEMORY_MIB * 2**20
+        return budget.DEFAULT_JOB_MEMORY_MIB * MIB
 
 
 def view_lane(estimate_s: float) -> str:

@@ -15,13 +15,14 @@ import sys
 import time
 from pathlib import Path
 
+from ..units import MIB
+
 FULL = [("densenet121", 224), ("densenet201", 224), ("densenet264", 224)]
 QUICK = [("densenet_bc_100_12", 32)]
 FULL_BATCHES = (1, 64)
 QUICK_BATCHES = (2,)
 COLD_REPEATS = 5  # cold-cache analyses per process; the table gives the median and the first
 TORCHINFO_REPEATS, TORCHINFO_BUDGET_S = 3, 20.0
-MIB = 2**20
 
 
 def _peak_rss() -> int:

@@ -16,13 +16,15 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..units import MIB
+
 # Uploads: what Pillow may decode and how big it may be. The pixel limit is checked from the header,
 # before any pixel data is decoded, so a small file that claims a huge canvas costs nothing.
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP")
 ALLOWED_TEXT = "PNG, JPEG, WebP or BMP"
 UPLOAD_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "bmp")
 MAX_UPLOAD_MIB = 20  # also the uploader's limit (Streamlit counts upload sizes in MiB)
-MAX_UPLOAD_BYTES = MAX_UPLOAD_MIB * 1024 * 1024
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MIB * MIB
 # Decoded pixels at most (a 16 MP photo; Pillow holds RGB and RGBA at 4 bytes a pixel: 64 MiB). A larger JPEG is
 # decoded at 1/2, 1/4 or 1/8 scale to fit; other formats are refused.
 MAX_PIXELS = 4096 * 4096

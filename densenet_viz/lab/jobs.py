@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..analysis.budget import cpu_count
-from ..units import format_bytes
+from ..units import MIB, format_bytes
 
 ENV_WORKERS = "DENSENET_VIZ_WORKERS"  # 0: run jobs in a thread of this process (no separate workers)
 MAX_PER_OWNER = 3
 WORKER_NICENESS = 10  # workers yield the CPU to the server process, which answers every session's sliders
 CANCEL_GRACE_S = 1.0  # after a cancel, how long a job may take to notice before its worker is killed
 KEEP_FINISHED = 32  # finished jobs kept for late readers; done ones answer identical requests at once
-KEEP_FINISHED_BYTES = 128 * 2**20  # and no more than this much of their results, once nobody waits for them
+KEEP_FINISHED_BYTES = 128 * MIB  # and no more than this much of their results, once nobody waits for them
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 
 
@@ -315,13 +315,6 @@ class JobPool:
                 for worker in self._workers:  # tell its worker now, not at the dispatcher's next look
                     if worker.job is job:
                         worker.cancel.set()
-
-    def release_owner(self, owner: Hashable) -> None:
-        """Release every job `owner` waits for (a session that left)."""
-        with self._lock:
-            keys = [key for key, job in self._active.items() if owner in job.owners]
-        for key in keys:
-            self.release(key, owner)
 
     def shutdown(self) -> None:
         """Cancel everything and stop the workers."""

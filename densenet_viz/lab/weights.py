@@ -23,10 +23,11 @@ from torch import Tensor, nn
 from ..analysis.cost import build_seconds
 from ..models.build import build_model
 from ..models.config import PRESETS, DenseNetConfig, ResNetConfig, check_app_limits
+from ..units import MIB, format_bytes
 
 # The largest preset's float32 state dict fits: DenseNet-264's file is 129 MiB (DenseNet-161's ImageNet file 110 MiB).
 MAX_WEIGHTS_MIB = 160  # also the uploader's limit (Streamlit counts upload sizes in MiB)
-MAX_WEIGHTS_BYTES = MAX_WEIGHTS_MIB * 1024 * 1024
+MAX_WEIGHTS_BYTES = MAX_WEIGHTS_MIB * MIB
 MAX_TENSORS = 4_000  # entries in a zip-format file (one per tensor storage, plus a few records): every published
 # DenseNet fits (DenseNet-264 has 1,591 tensors); each costs about a millisecond to rebuild
 # Checking an inferred architecture builds it on the meta device: only when a real build is estimated to take less
@@ -132,7 +133,7 @@ def load_state_dict_bytes(data: bytes, name: str = "upload") -> dict[str, Tensor
     if not data:
         raise ValueError(f"{name} is empty (0 bytes)")
     if len(data) > MAX_WEIGHTS_BYTES:
-        raise ValueError(f"{name} is {len(data) / 2**20:.0f} MiB; the limit is {MAX_WEIGHTS_BYTES / 2**20:.0f} MiB")
+        raise ValueError(f"{name} is {format_bytes(len(data))}; the limit is {MAX_WEIGHTS_MIB} MiB")
     return _torch_load(io.BytesIO(bytes(data)), name)
 
 
@@ -170,7 +171,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
         raise ValueError(f"{path} is not a file")
     size = path.stat().st_size
     if size > MAX_WEIGHTS_BYTES:
-        raise ValueError(f"{path.name} is {size / 2**20:.0f} MiB; the limit is {MAX_WEIGHTS_BYTES / 2**20:.0f} MiB")
+        raise ValueError(f"{path.name} is {format_bytes(size)}; the limit is {MAX_WEIGHTS_MIB} MiB")
     return _torch_load(path, path.name)
 
 

@@ -12,7 +12,7 @@ import functools
 import os
 import re
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -310,11 +310,6 @@ def teacher_lessons(directory: str | Path | None = None) -> tuple[tuple[Lesson, 
         except OSError as exc:
             errors.append(f"{path.name}: cannot be read ({exc.strerror or exc})")
     return tuple(lessons), tuple(errors)
-
-
-def lesson_by_id(lessons: Iterable[Lesson], lesson_id: str) -> Lesson | None:
-    """The lesson with this id, or None."""
-    return next((lesson for lesson in lessons if lesson.id == lesson_id), None)
 
 
 def progress(lesson: Lesson, record: Mapping[int, Mapping[str, bool]]) -> tuple[int, int, int]:

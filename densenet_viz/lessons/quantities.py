@@ -18,6 +18,7 @@ from ..analysis.closed_form import analyze
 from ..models.config import PRESETS, DenseNetConfig, ModelConfig
 from ..models.densenet import Transition
 from ..models.plan import layer_plan
+from ..units import MIB
 from ..viz.graphs import dense_block_trace
 
 
@@ -151,16 +152,16 @@ def train_memory_mib(ctx: Context, args: dict) -> Answer:
     if args["mode"] not in _MODES:
         raise ValueError(f"mode must be one of {', '.join(_MODES)}; got {args['mode']!r}")
     value = getattr(_report(ctx).memory, _MODES[args["mode"]])
-    return Answer(value / 2**20, f"At batch {ctx.batch_size}, {ctx.input_size}×{ctx.input_size}, {ctx.dtype}: "
-                                 f"{value:,} bytes saved for backward ({args['mode']}) = {value / 2**20:.1f} MiB.")
+    return Answer(value / MIB, f"At batch {ctx.batch_size}, {ctx.input_size}×{ctx.input_size}, {ctx.dtype}: "
+                                 f"{value:,} bytes saved for backward ({args['mode']}) = {value / MIB:.1f} MiB.")
 
 
 def memory_saving(ctx: Context, args: dict) -> Answer:
     """Plain training memory divided by memory-efficient training memory."""
     memory = _report(ctx).memory
     ratio = memory.train_plain_bytes / memory.train_efficient_bytes
-    return Answer(ratio, f"{memory.train_plain_bytes / 2**20:.1f} MiB plain / "
-                         f"{memory.train_efficient_bytes / 2**20:.1f} MiB memory-efficient = {ratio:.2f}.")
+    return Answer(ratio, f"{memory.train_plain_bytes / MIB:.1f} MiB plain / "
+                         f"{memory.train_efficient_bytes / MIB:.1f} MiB memory-efficient = {ratio:.2f}.")
 
 
 def _published(model: str, dataset: str, source: str) -> float:

@@ -20,6 +20,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..units import MIB
 from .style import (
     ANNOTATION_SIZE,
     AXIS_TITLE_SIZE,
@@ -36,7 +37,6 @@ from .style import (
     TITLE_SIZE,
 )
 
-MIB = 2**20  # charts show bytes in MiB (binary), with the unit in the axis title
 CURRENT_COLOR = OKABE_ITO["reddish_purple"]  # the sidebar's model in a sweep: unlike any line colour
 STAR = {"size": 18, "symbol": "star", "color": CURRENT_COLOR, "line": {"width": 1.5, "color": "#555555"}}
 KIND_NAMES = {"dense_layer": "dense layer", "transition": "transition", "norm": "final BN (to the classifier)"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..units import MIB
+
 # Okabe & Ito (2008), "Color Universal Design": eight colours told apart under every common
 # colour-vision deficiency. Named so the choice per layer kind reads as a sentence.
 OKABE_ITO = {
@@ -81,6 +83,6 @@ def mib_columns(table, columns: list[str]):
     """A copy of a DataFrame with each byte column `x_bytes` shown as `x (MiB)` instead (for display)."""
     out = table.copy()
     for col in columns:
-        out[col] = out[col] / 2**20
+        out[col] = out[col] / MIB
         out = out.rename(columns={col: col.removesuffix("_bytes").replace("_", " ") + " (MiB)"})
     return out
