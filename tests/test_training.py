@@ -6,6 +6,7 @@ import torch
 
 from densenet_viz import DenseNetConfig, count_params
 from densenet_viz.lab import training as tr
+from densenet_viz.models.build import seeded_model
 from densenet_viz.models.densenet import DenseBlock
 
 
@@ -124,7 +125,7 @@ def test_reuse_map_follows_the_weights():
 
 
 def test_feature_reuse_of_the_demo_model_has_one_row_per_reader():
-    model = tr.seeded_model(tr.DIGITS_CONFIG, 0)
+    model = seeded_model(tr.DIGITS_CONFIG, 0)
     for block in (1, 2, 3):
         reuse = tr.feature_reuse(model, block)
         assert reuse.values.shape == (5, 5)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..models.build import build_model
+from ..models.build import frozen, seeded_model
 from ..models.config import DenseNetConfig, ResNetConfig, layer_in_channels
 from ..models.plan import LayerSpec, layer_plan
 
@@ -70,12 +70,7 @@ def inference_model(config: DenseNetConfig | ResNetConfig, device: str = "cpu", 
 
     Safe to share (st.cache_resource): nothing here or in capture_features changes it afterwards.
     """
-    with torch.random.fork_rng(devices=[]):  # leave the caller's random stream untouched
-        torch.manual_seed(seed)
-        model = build_model(config, device="cpu")
-    model = model.to(device).eval()
-    model.requires_grad_(False)
-    return model
+    return frozen(seeded_model(config, seed), device)
 
 
 def selectable_layers(config: DenseNetConfig | ResNetConfig, input_size: int) -> list[LayerSpec]:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..analysis.baselines import count_params, match_baseline
-from ..models.build import build_model
+from ..models.build import build_model, frozen, seeded_model
 from ..models.config import PRESET_TITLES, DenseNetConfig, ResNetConfig
 from .features import torch_threads
 from .images import GRAY_MEAN, GRAY_STD
@@ -104,9 +104,7 @@ class TrainedRun:
         """A fresh eval-mode copy of a trained model (the session's weights are never mutated)."""
         model = build_model(self.configs[name], device="cpu")
         model.load_state_dict(self.states[name])
-        model = model.to(device).eval()
-        model.requires_grad_(False)
-        return model
+        return frozen(model, device)
 
     def final(self) -> dict[str, EpochResult]:
         """Each model's last epoch."""
@@ -133,13 +131,6 @@ def digits_data(image_size: int = 16, test_fraction: float = 0.2, seed: int = 0)
 def digits_baseline(config: DenseNetConfig = DIGITS_CONFIG) -> tuple[str, ResNetConfig]:
     """The CIFAR ResNet closest in parameters to the demo DenseNet (ResNet-20, 1 channel, 10 classes)."""
     return match_baseline(config, by="params")
-
-
-def seeded_model(config: DenseNetConfig | ResNetConfig, seed: int) -> nn.Module:
-    """A model whose initial weights depend only on the seed (the global random stream is untouched)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return build_model(config, device="cpu")
 
 
 def empty_run(settings: TrainSettings, config: DenseNetConfig = DIGITS_CONFIG) -> TrainedRun:

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ..analysis.cost import build_seconds
-from ..models.build import build_model
+from ..models.build import build_model, frozen
 from ..models.config import PRESETS, DenseNetConfig, ResNetConfig, check_app_limits
 from ..units import MIB, format_bytes
 
@@ -305,9 +305,7 @@ def load_weights(
         raise ValueError(message)
     floats = {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
     model.load_state_dict(floats, strict=True, assign=True)
-    model = model.to(device).eval()
-    model.requires_grad_(False)
-    return model
+    return frozen(model, device)
 
 
 @lru_cache(maxsize=1)

@@ -15,6 +15,7 @@ import torch
 
 from ..analysis import accuracy
 from ..analysis.closed_form import analyze
+from ..models.build import seeded_model
 from ..models.config import PRESETS, DenseNetConfig, ModelConfig
 from ..models.densenet import Transition
 from ..models.plan import layer_plan
@@ -221,7 +222,7 @@ def reuse_cells(ctx: Context, args: dict) -> Answer:
 
     config = training.DIGITS_CONFIG
     n = _check_block(config, args["block"])
-    reuse = training.feature_reuse(training.seeded_model(config, 0), args["block"])
+    reuse = training.feature_reuse(seeded_model(config, 0), args["block"])
     value = int(np.isfinite(reuse.values).sum())
     return Answer(value, f"Block {args['block']} has {n} layers: layer $\\ell$ reads $\\ell$ sources "
                          f"($x_0 \\dots x_{{\\ell-1}}$), {n * (n + 1) // 2} cells, and the {reuse.targets[-1]} reads "

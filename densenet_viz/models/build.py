@@ -25,3 +25,18 @@ def build_model(config: DenseNetConfig | ResNetConfig, device: str | torch.devic
     # Building directly on the target device skips a CPU copy; meta builds cost no memory at all.
     with dev:
         return cls(config)
+
+
+def seeded_model(config: DenseNetConfig | ResNetConfig, seed: int) -> nn.Module:
+    """A model on the CPU whose initial weights depend only on the seed (the global random stream is untouched: the
+    app's sessions share one process)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_model(config, device="cpu")
+
+
+def frozen(model: nn.Module, device: str | torch.device = "cpu") -> nn.Module:
+    """The model on device, in eval mode, with no parameter asking for gradients: safe to run for a page or share."""
+    model = model.to(device).eval()
+    model.requires_grad_(False)
+    return model
