@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..models.config import PRESET_TITLES, PRESETS, DenseNetConfig, ModelConfig, config_from_dict
+from ..models.config import PRESET_TITLES, PRESETS, DenseNetConfig, ModelConfig, architecture, config_from_dict
 from .closed_form import analyze
 
 DATA_FILE = Path(__file__).resolve().parents[1] / "data" / "accuracy.toml"
@@ -178,16 +178,9 @@ def model_cost(config: DenseNetConfig, table: pd.DataFrame) -> ModelCost:
     """The cost of a config at the input size of its dataset's published models, and its published rows if any."""
     dataset = dataset_for(config)
     report = analyze(replace(config, memory_efficient=False), input_size=DATASETS[dataset].input_size)
-    data, plain = load_published(), _architecture(config)
-    same = [i for i, m in enumerate(table["model"]) if _architecture(model_config(m, dataset, data)) == plain]
+    data, plain = load_published(), architecture(config)
+    same = [i for i, m in enumerate(table["model"]) if architecture(model_config(m, dataset, data)) == plain]
     return ModelCost(dataset, report.params, report.macs_per_sample, table.iloc[same].reset_index(drop=True))
-
-
-def _architecture(config: ModelConfig) -> ModelConfig:
-    """The config without the switches that change how it trains but not what it is (or what it scores)."""
-    if isinstance(config, DenseNetConfig):
-        return replace(config, memory_efficient=False, efficient_impl="checkpoint", drop_rate=0.0)
-    return config
 
 
 def nearest(table: pd.DataFrame, value: float, column: str = "params", n: int = 3) -> pd.DataFrame:

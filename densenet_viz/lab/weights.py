@@ -11,7 +11,7 @@ import io
 import pickle
 import re
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from ..analysis.cost import build_seconds
 from ..models.build import build_model, frozen
-from ..models.config import PRESETS, DenseNetConfig, ResNetConfig, check_app_limits
+from ..models.config import PRESETS, DenseNetConfig, ResNetConfig, architecture, check_app_limits
 from ..units import MIB, format_bytes
 
 # The largest preset's float32 state dict fits: DenseNet-264's file is 129 MiB (DenseNet-161's ImageNet file 110 MiB).
@@ -265,9 +265,10 @@ def infer_config(state_dict: dict[str, Tensor]) -> DenseNetConfig | None:
 
 def preset_for(config: DenseNetConfig) -> str | None:
     """The preset with the same architecture (ignoring classes, input channels and run-time options)."""
-    fields = ("growth_rate", "block_config", "num_init_features", "bn_size", "compression", "stem")
+    wanted = architecture(config)
     for name, preset in PRESETS.items():
-        if isinstance(preset, DenseNetConfig) and all(getattr(preset, f) == getattr(config, f) for f in fields):
+        if isinstance(preset, DenseNetConfig) and architecture(
+                replace(preset, num_classes=config.num_classes, in_channels=config.in_channels)) == wanted:
             return name
     return None
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 STEMS = ("imagenet", "cifar")
@@ -249,6 +249,14 @@ class ResNetConfig(_DictMixin):
 
 
 ModelConfig = DenseNetConfig | ResNetConfig
+
+
+def architecture(config: ModelConfig) -> ModelConfig:
+    """The config without what changes how it trains or saves memory but not what it computes (memory_efficient,
+    efficient_impl, drop_rate): two models are the same architecture when these are equal."""
+    if isinstance(config, DenseNetConfig):
+        return replace(config, memory_efficient=False, efficient_impl=DEFAULT_EFFICIENT_IMPL, drop_rate=0.0)
+    return config
 
 
 def config_from_dict(data: dict[str, Any]) -> ModelConfig:
