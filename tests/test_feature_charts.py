@@ -6,8 +6,7 @@ import pytest
 from figure_checks import content, figure_functions, validated
 
 from densenet_viz import PRESETS, analyze
-from densenet_viz.lab.features import ChannelGroup
-from densenet_viz.lab.training import EpochResult, ReuseMap
+from densenet_viz.analysis.records import ChannelGroup, EpochResult, ReuseMap
 from densenet_viz.viz import charts, series
 from densenet_viz.viz import feature_charts as fc
 from densenet_viz.viz.style import DENSENET_COLOR, RESNET_COLOR

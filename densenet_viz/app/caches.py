@@ -16,10 +16,11 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from .. import markup
 from ..analysis.budget import ENV_JOB_MEMORY, FORWARD_OVERHEAD, check_fits
+from ..analysis.records import EpochResult
 from ..analysis.report import DTYPES
 from ..lab.features import FeatureView
 from ..lab.images import Preprocessed, load_sample, preprocess
-from ..lab.training import DigitsData, EpochResult, TrainedRun, TrainSettings, digits_data
+from ..lab.training import DigitsData, TrainedRun, TrainSettings, digits_data
 from ..lab.weights import WeightsFile, WeightsNotHeld
 from ..models.config import DenseNetConfig, ResNetConfig, config_from_dict
 from ..viz import feature_charts as fc

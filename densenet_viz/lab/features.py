@@ -15,23 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..analysis.records import ChannelGroup
 from ..models.build import frozen, seeded_model
 from ..models.config import DenseNetConfig, ResNetConfig, layer_in_channels
 from ..models.plan import LayerSpec, layer_plan
-
-
-@dataclass(frozen=True)
-class ChannelGroup:
-    """A run of channels produced by one source: the block input x0 (layer 0) or dense layer `layer`."""
-
-    label: str
-    layer: int  # 0 = the block input x0, l = dense layer l; -1 outside dense blocks
-    start: int
-    stop: int  # exclusive
-
-    @property
-    def size(self) -> int:
-        return self.stop - self.start
 
 
 @dataclass

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..analysis.baselines import count_params, match_baseline
+from ..analysis.records import EpochResult, ReuseMap
 from ..models.build import build_model, frozen, seeded_model
 from ..models.config import PRESET_TITLES, DenseNetConfig, ResNetConfig
 from .features import torch_threads
@@ -76,18 +77,6 @@ class DigitsData:
     x_test: Tensor
     y_test: Tensor
     test_images: np.ndarray  # (N_test, S, S) uint8, for display
-
-
-@dataclass(frozen=True)
-class EpochResult:
-    """One model's numbers after one epoch."""
-
-    model: str
-    epoch: int
-    loss: float  # mean training cross-entropy over the epoch
-    train_acc: float  # accuracy on the training batches as they were seen (train mode)
-    test_acc: float  # accuracy on the held-out digits (eval mode)
-    seconds: float
 
 
 @dataclass
@@ -201,21 +190,6 @@ def snapshot(model: nn.Module) -> dict[str, Tensor]:
 
 
 # --- Feature reuse (Huang et al. 2017, Figure 5) ---------------------------------------------------
-
-
-@dataclass
-class ReuseMap:
-    """values[t, s]: how strongly target t reads source s, per target normalised to a maximum of 1.
-
-    Sources are the block input x0 (s = 0) and dense layers 1..L; targets are dense layers 1..L and,
-    where present, the unit reading the whole block (its transition or the classifier). NaN: no edge.
-    """
-
-    block: int
-    values: np.ndarray  # (targets, 1 + L)
-    raw: np.ndarray  # the same before per-target normalisation: mean |w| per input channel
-    targets: list[str]
-    sources: list[str]
 
 
 def source_strength(weight: Tensor, in_channels: int, growth_rate: int) -> np.ndarray:

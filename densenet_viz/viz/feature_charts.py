@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..lab.features import ChannelGroup
-from ..lab.training import EpochResult, ReuseMap
+from ..analysis.records import ChannelGroup, EpochResult, ReuseMap
 from .charts import Grid, axis_keys, figure, subplot_grid, title_margin, wrapped_title
 from .style import DENSENET_COLOR, FONT_FAMILY, OKABE_ITO, RESNET_COLOR, SERIES_COLORS, text_color_on
 

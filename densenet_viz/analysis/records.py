@@ -1,0 +1,48 @@
+"""Records the lab produces and the figures draw: plain data, so that viz/ needs nothing from lab/."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ChannelGroup:
+    """A run of channels produced by one source: the block input x0 (layer 0) or dense layer `layer`."""
+
+    label: str
+    layer: int  # 0 = the block input x0, l = dense layer l; -1 outside dense blocks
+    start: int
+    stop: int  # exclusive
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """One model's numbers after one epoch."""
+
+    model: str
+    epoch: int
+    loss: float  # mean training cross-entropy over the epoch
+    train_acc: float  # accuracy on the training batches as they were seen (train mode)
+    test_acc: float  # accuracy on the held-out digits (eval mode)
+    seconds: float
+
+
+@dataclass
+class ReuseMap:
+    """values[t, s]: how strongly target t reads source s, per target normalised to a maximum of 1.
+
+    Sources are the block input x0 (s = 0) and dense layers 1..L; targets are dense layers 1..L and,
+    where present, the unit reading the whole block (its transition or the classifier). NaN: no edge.
+    """
+
+    block: int
+    values: np.ndarray  # (targets, 1 + L)
+    raw: np.ndarray  # the same before per-target normalisation: mean |w| per input channel
+    targets: list[str]
+    sources: list[str]
