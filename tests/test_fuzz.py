@@ -237,13 +237,10 @@ def _evil_checkpoints(flag: Path) -> list[tuple[str, bytes]]:
     return [("raw pickle", raw), ("torch.save with payload", buf.getvalue()), ("nested payload", buf2.getvalue())]
 
 
-def _weights():
-    return pytest.importorskip("densenet_viz.lab.weights", reason="densenet_viz.lab.weights has not landed yet")
-
-
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_pickle_in_uploaded_weights_does_not_run(tmp_path):
-    weights = _weights()
+    from densenet_viz.lab import weights
+
     flag = tmp_path / "ran"
     # Sanity: the payload does run under plain pickle, so the test would notice if the loader used it.
     pickle.loads(pickle.dumps(Evil(flag)))
@@ -266,7 +263,8 @@ def test_pickle_in_uploaded_weights_does_not_run(tmp_path):
 def test_garbage_and_mismatched_weights_raise_value_error():
     import torch
 
-    weights = _weights()
+    from densenet_viz.lab import weights
+
     rng = random.Random(7)
     config = DenseNetConfig(growth_rate=4, block_config=(1, 1), num_init_features=8, stem="cifar", num_classes=3)
     blobs = [b"", b"PK\x03\x04", rng.randbytes(1000), pickle.dumps([1, 2, 3])]

@@ -1,13 +1,29 @@
 """Refusing a model too big for the device, with its estimated memory."""
 
+from pathlib import Path
+
 import pytest
 
-from densenet_viz.analysis.budget import check_fits, free_memory_bytes
+from densenet_viz.analysis.budget import ENV_JOB_MEMORY, check_fits, free_memory_bytes, job_memory_bytes
 
 
-def test_cpu_free_memory_is_read_from_meminfo():
+@pytest.mark.skipif(not Path("/proc/meminfo").exists(), reason="no /proc/meminfo: not Linux")
+def test_cpu_free_memory_is_what_the_kernel_says_is_available_or_less():
+    lines = Path("/proc/meminfo").read_text().splitlines()
+    available = int(next(line for line in lines if line.startswith("MemAvailable:")).split()[1]) * 1024
     free = free_memory_bytes("cpu")
-    assert free is None or free > 0
+    assert free is not None and 0 < free <= available * 1.1  # read a moment apart; a cgroup limit only lowers it
+
+
+def test_the_memory_one_job_may_use_and_its_setting(monkeypatch):
+    monkeypatch.delenv(ENV_JOB_MEMORY, raising=False)
+    assert job_memory_bytes() == 512 * 2**20
+    monkeypatch.setenv(ENV_JOB_MEMORY, "2048")
+    assert job_memory_bytes() == 2**31
+    for bad in ("lots", "-1", "16", "1.5"):
+        monkeypatch.setenv(ENV_JOB_MEMORY, bad)
+        with pytest.raises(ValueError, match="DENSENET_VIZ_JOB_MEMORY_MIB must be a whole number of MiB in"):
+            job_memory_bytes()
 
 
 def test_a_model_over_the_budget_is_refused_with_both_numbers():
