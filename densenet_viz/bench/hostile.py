@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import os
 import random
@@ -92,7 +93,7 @@ def claiming_state_dict(blocks: int = 2, layers: int = 512, k: int = 512) -> byt
     return buf.getvalue()
 
 
-def many_tensors_state_dict(count: int = 200_000) -> bytes:
+def many_tensors_state_dict(count: int = 100_000) -> bytes:
     """A state dict of `count` one-number tensors: a few MB that take seconds and much memory to unpickle."""
     import torch
 
@@ -174,11 +175,17 @@ async def _upload(page: Any, widget_key: str, name: str, data: bytes, mime: str)
     chooser = page.locator(f".st-key-{widget_key} input[type=file]")
     if len(data) < 40 * 2**20:
         await chooser.set_input_files(files=[{"name": name, "mimeType": mime, "buffer": data}])
-        return
-    with tempfile.TemporaryDirectory() as folder:  # Playwright takes larger files from disk only
-        path = Path(folder) / name
-        path.write_bytes(data)
-        await chooser.set_input_files(str(path))
+    else:
+        with tempfile.TemporaryDirectory() as folder:  # Playwright takes larger files from disk only
+            path = Path(folder) / name
+            path.write_bytes(data)
+            await chooser.set_input_files(str(path))
+    # The page reruns once the file has reached the server: a large one takes a while to get there.
+    box = page.locator(f".st-key-{widget_key}")
+    with contextlib.suppress(Exception):
+        await box.locator('[data-testid="stFileChipName"]').first.wait_for(timeout=RUN_TIMEOUT_S * 1000)
+        await box.locator('[data-testid="stFileChipIconSpinner"]').first.wait_for(state="detached",
+                                                                                   timeout=RUN_TIMEOUT_S * 1000)
 
 
 async def _choose(page: Any, label: str) -> None:
@@ -306,7 +313,7 @@ CASES: tuple[Case, ...] = (
     Case("long_text", "100,000 characters typed into 'Layers per dense block'", _long_text_case),
     Case("claiming_weights", "a 0.7 MB state dict claiming 2 blocks × 512 layers at k = 512",
          lambda c: _weights_case(c, claiming_state_dict())),
-    Case("many_tensors", "a state dict of 200,000 tiny tensors",
+    Case("many_tensors", "a 27 MB state dict of 100,000 tiny tensors",
          lambda c: _weights_case(c, many_tensors_state_dict())),
     Case("weights_name", f"a broken weights file named `![w]({EVIL}/w.png).pth`",
          lambda c: _weights_case(c, b"junk", name=f"![w]({EVIL}/w.png).pth"), quick=True),
