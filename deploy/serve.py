@@ -1,13 +1,14 @@
 """Serve the app from several Streamlit processes behind HAProxy on one port: `make serve REPLICAS=N PORT=P`.
 
 One Streamlit process runs every session's script under one interpreter lock, so it uses about one core
-for page work. This supervisor starts N `streamlit run app.py` replicas on loopback ports, all with one
-`server.cookieSecret` made for this start (so a cookie or XSRF token one replica signed is valid on the
-others), writes HAProxy's configuration from deploy/haproxy.cfg.in (cookie affinity, websocket tunnel,
-health checks, redispatch) and runs HAProxy in the foreground. A replica that dies is started again on its
-port; HAProxy's health checks take it out and bring it back. Ctrl-C or SIGTERM stops every process it
-started. The state directory holds the filled-in configuration, HAProxy's stats socket and
-replicas.json (name, port and pid of each replica), for an operator or a test to look at.
+for page work. This supervisor starts N replicas through the launcher (`python -m densenet_viz.app.launch`,
+as `make run` does) on loopback ports, all with one `server.cookieSecret` made for this start (so a cookie
+or XSRF token one replica signed is valid on the others), writes HAProxy's configuration from
+deploy/haproxy.cfg.in (cookie affinity, websocket tunnel, health checks, redispatch) and runs HAProxy in
+the foreground. A replica that dies is started again on its port; HAProxy's health checks take it out and
+bring it back. Ctrl-C or SIGTERM stops every process it started. The state directory holds the filled-in
+configuration, HAProxy's stats socket and replicas.json (name, port and pid of each replica), for an
+operator or a test to look at.
 """
 
 from __future__ import annotations

@@ -58,6 +58,8 @@ with st.expander("Teachers: open your own lesson file"):
             if lesson is not None:
                 add_teacher_lesson(lesson)
                 ss[keys.LESSON_UPLOAD_DONE] = upload.file_id
+                st.success(f"Lesson {markup.quoted(lesson.title)} loaded for this session: {len(lesson.steps)} "
+                           "step(s), every answer computed from its model.")
 folder_lessons, folder_errors = from_teacher_folder(ls.teacher_folder())
 for error in folder_errors:
     st.warning(f"A lesson in the teacher's folder cannot be used: {markup.message(error)}")

@@ -1,7 +1,7 @@
 """Shared fixtures: the real Streamlit server, a headless Chromium, and the robustness report.
 
 The server and browser fixtures are session-scoped so the browser and load suites pay for one
-`streamlit run` and one Chromium. Numbers the robustness tests measure (configs fuzzed, uploads
+app server (started as `make run` does) and one Chromium. Numbers the robustness tests measure (configs fuzzed, uploads
 tried, sessions held, peak RSS) go to test-artifacts/robustness.json through `record`.
 """
 

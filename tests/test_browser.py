@@ -1,4 +1,4 @@
-"""End to end in a real browser: `streamlit run app.py` driven through Debian's Chromium with Playwright.
+"""End to end in a real browser: the app as `make run` starts it, driven through Debian's Chromium with Playwright.
 
 Every page of the navigation is opened from the sidebar, the growth rate and a block's layer count are
 changed through the real widgets, and the tests check what a student would see: charts drawn as SVG,

@@ -32,7 +32,8 @@ CORNERS = {
 def warm():
     """Imports, the pool's workers and the calibration happen once per server process, not per view."""
     new_app().run()
-    work.job_pool().worker_pids()
+    work.start_pools()
+    work.job_pool(work.VIEW).worker_pids()  # the lane the pages' views run on, its worker started
 
 
 @pytest.mark.parametrize("query", CORNERS.values(), ids=CORNERS.keys())

@@ -2,7 +2,7 @@
 
 Every session must keep seeing its own numbers (no cross-talk through st.cache_* or shared models), no
 exception box may appear, and the server's memory must stay bounded after 50+ different configs.
-Browser pages against the real `streamlit run` server are used rather than AppTest instances in
+Browser pages against the real server (started as `make run` does) are used rather than AppTest instances in
 threads: AppTest swaps a process-wide Runtime singleton on every run, so it is not thread-safe.
 """
 
