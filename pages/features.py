@@ -12,6 +12,7 @@ from densenet_viz.app.caches import (
     refuse_if_too_big,
     report_out_of_memory,
     sample_input,
+    trained_views,
     upload_digest,
     weights_view,
 )
@@ -57,7 +58,7 @@ st.markdown(
 )
 lesson_controls()
 mode = st.radio("Weights", [RANDOM, TRAINED, LOADED], key=WEIGHTS_KEY, horizontal=True)
-config, size, device, model = state.config, state.input_size, state.device, None
+config, size, device = state.config, state.input_size, state.device
 if mode != TRAINED:  # the sidebar's model, built here in float32 for one image
     refuse_if_too_big(state, batch_size=1, dtype_name="float32")
 run = st.session_state.get(keys.TRAINED_RUN)
@@ -68,8 +69,7 @@ elif mode == TRAINED:
         st.info("No trained model in this session: train one on the page **Train & feature reuse**. A trained "
                 "model lives in the server process that trained it; if that process restarted, train it again.")
         st.stop()
-    config, size = run.configs["DenseNet-BC"], run.settings.image_size
-    model = run.model("DenseNet-BC", device)
+    config, size = run.configs[training.DENSENET_NAME], run.settings.image_size
     st.success(f"DenseNet-BC trained here on digits ({len(run.history) // len(run.configs)} epoch(s)); "
                f"input {size}×{size}, 1 channel.")
 else:
@@ -126,29 +126,27 @@ path = st.selectbox("Layer", list(specs), key=LAYER_KEY, format_func=lambda p: f
 spec = specs[path]
 n_show = st.slider("Channels to draw", 1, 64, 16, key=CHANNELS_KEY)
 
-seconds = work.forward_cost(config, size, build=model is None)
+seconds = work.forward_cost(config, size, build=True)
 work.refuse_over_budget(seconds, f"One {size}×{size} image through this {config.depth}-layer model",
                         work.FORWARD_ADVICE)
 groups = fx.channel_groups(spec, getattr(config, "growth_rate", None))
-try:
-    if model is None:  # built and run on the worker pool, shared by identical requests
-        deadline, lane = work.deadline_s(seconds), work.view_lane(seconds)
-        if mode == LOADED:
-            view = weights_view(("loaded", wfile.key, config_key(config), device, path, image_key), config, device,
-                                wfile, wupload, path, x, deadline, lane)
-        else:  # the seeded random model
-            view = work.run_job(("features", config_key(config), device, path, image_key), tasks.random_feature_map,
-                                (config, device, path, x), "Building the model and running the image",
-                                deadline=deadline, lane=lane)
-        if view is None:
-            st.stop()
-        if mode == LOADED:
-            loaded_note.success(f"Weights loaded from {markup.plain(wfile.name)} into the sidebar's model "
-                                f"({config.num_classes} classes).")
-    else:
-        with st.spinner("Running the model…"):
-            fmap, logits = fx.compute_feature_map(model, x, config, spec, with_logits=True)
-            view = fx.feature_view(fmap, groups, logits)
+try:  # built and run on the worker pool, shared by identical requests
+    deadline, lane = work.deadline_s(seconds), work.view_lane(seconds)
+    if mode == LOADED:
+        view = weights_view(("loaded", wfile.key, config_key(config), device, path, image_key), config, device,
+                            wfile, wupload, path, x, deadline, lane)
+    elif mode == TRAINED:
+        views = trained_views(run, device, path, x, image_key)
+        view = None if views is None else views[0]
+    else:  # the seeded random model
+        view = work.run_job(("features", config_key(config), device, path, image_key), tasks.random_feature_map,
+                            (config, device, path, x), "Building the model and running the image",
+                            deadline=deadline, lane=lane)
+    if view is None:
+        st.stop()
+    if mode == LOADED:
+        loaded_note.success(f"Weights loaded from {markup.plain(wfile.name)} into the sidebar's model "
+                            f"({config.num_classes} classes).")
 except torch.OutOfMemoryError as exc:  # a subclass of RuntimeError: free memory before saying so
     report_out_of_memory(exc, f"running the model on {device}")
     st.stop()
@@ -157,13 +155,8 @@ except (ValueError, RuntimeError, LookupError) as exc:  # a loaded file that doe
              else f"The forward pass failed: {markup.message(exc)}")
     st.stop()
 
-channels = view.shape[0]
-colors = fc.source_colors(groups)
-chosen = fx.spread_channels(groups, min(n_show, channels))
-labels = fx.source_of(groups, channels)
-title = f"{fx.layer_label(spec)}: {len(chosen)} of {channels} channels (each on its own colour range)"
-st.plotly_chart(fc.feature_grid_figure(view.maps[chosen], chosen, [labels[c] for c in chosen], colors, title),
-                key="fm_grid")
+channels, colors = view.shape[0], fc.source_colors(groups)
+st.plotly_chart(fc.sources_grid_figure(view.maps, groups, n_show, fx.layer_label(spec)), key="fm_grid")
 if spec.kind == "dense_block":
     st.markdown(
         f"Block {spec.block}'s output: **{spec.in_channels}** channels of x₀ followed by **{len(groups) - 1} × "

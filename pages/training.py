@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from densenet_viz.app import keys, work
-from densenet_viz.app.caches import digits, training_curves
+from densenet_viz.app.caches import digits, trained_views, training_curves
 from densenet_viz.app.ui import get_state, lesson_controls
 from densenet_viz.lab import features as fx
 from densenet_viz.lab import tasks, training
@@ -14,7 +14,6 @@ from densenet_viz.viz import feature_charts as fc
 
 EPOCHS_KEY, START_KEY, STOP_KEY = keys.TRAIN_EPOCHS, keys.TRAIN_START, keys.TRAIN_STOP
 BLOCK_KEY, DIGIT_KEY = keys.TRAIN_REUSE_BLOCK, keys.TRAIN_DIGIT
-DENSENET = "DenseNet-BC"
 
 
 state = get_state()
@@ -68,18 +67,7 @@ if done < run.settings.epochs:
     st.warning(f"Training stopped after epoch {done} of {run.settings.epochs}; the results below are from there.")
 
 st.plotly_chart(training_curves(run), key="train_curves")
-final = run.final()
-table = pd.DataFrame(
-    {
-        "model": list(final),
-        "parameters": [run.params[n] for n in final],
-        "epochs": [final[n].epoch for n in final],
-        "test accuracy (%)": [100 * final[n].test_acc for n in final],
-        "seconds per epoch": [
-            sum(r.seconds for r in run.history if r.model == n) / final[n].epoch for n in final
-        ],
-    }
-)
+table = pd.DataFrame(run.summary())
 left, right = st.columns([1, 1])
 left.plotly_chart(fc.accuracy_vs_params_figure(table), key="train_acc_params")
 right.dataframe(table, hide_index=True, column_config={
@@ -96,10 +84,9 @@ st.markdown(
     "layer l still uses what source s produced**: each row is scaled so its strongest source is 1. The last "
     "row is the unit that reads the whole block (the transition, or the classifier after the last block)."
 )
-model = run.model(DENSENET, state.device)  # a fresh eval-mode copy on the sidebar's device
 block = st.selectbox("Dense block", list(range(1, len(config.block_config) + 1)), key=BLOCK_KEY,
                      format_func=lambda b: f"Block {b}")
-st.plotly_chart(fc.reuse_heatmap_figure(training.feature_reuse(model, block)), key="train_reuse")
+reuse_slot = st.empty()
 st.caption("After only a few epochs the weights are still close to their random start, so rows are flat; "
            "train for more epochs to see layers favour some sources. The paper's map is after 300 epochs on CIFAR.")
 with st.expander("Show the code behind the heatmap"):
@@ -109,16 +96,15 @@ with st.expander("Show the code behind the heatmap"):
 st.header("The trained DenseNet's feature maps")
 index = st.slider("Held-out digit", 0, len(data.y_test) - 1, 0, key=DIGIT_KEY)
 spec = next(s for s in fx.selectable_layers(config, settings.image_size) if s.kind == "dense_block")
-fmap, logits = fx.compute_feature_map(model, data.x_test[index : index + 1], config, spec, with_logits=True)
+# The trained model runs in a worker like every other model: one job gives the reuse map and the maps.
+views = trained_views(run, state.device, spec.path, data.x_test[index : index + 1], ("digit", index), block)
+if views is None:
+    st.stop()
+view, reuse = views
+reuse_slot.plotly_chart(fc.reuse_heatmap_figure(reuse), key="train_reuse")
 left, right = st.columns([1, 4])
-left.image(data.test_images[index], caption=f"label {int(data.y_test[index])}, predicted {int(logits.argmax())}",
+left.image(data.test_images[index], caption=f"label {int(data.y_test[index])}, predicted {int(view.logits.argmax())}",
            width=140, clamp=True)
-groups = fx.channel_groups(spec, config.growth_rate)
-chosen = fx.spread_channels(groups, 16)
-labels = fx.source_of(groups, fmap.shape[0])
-right.plotly_chart(
-    fc.feature_grid_figure(fx.grid_maps(fmap, chosen), chosen, [labels[c] for c in chosen], fc.source_colors(groups),
-                           f"{fx.layer_label(spec)}: 16 channels, coloured by source", cols=8),
-    key="train_fmaps",
-)
+right.plotly_chart(fc.sources_grid_figure(view.maps, fx.channel_groups(spec, config.growth_rate), 16,
+                                          fx.layer_label(spec)), key="train_fmaps")
 st.caption("Every layer and channel of this model: page **Feature maps**, weights 'Trained in this app (digits)'.")

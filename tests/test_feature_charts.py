@@ -51,6 +51,10 @@ FIGURES = {
                                        ["x0 (block input)"] * 2 + ["layer 1"] * 2 + ["layer 2"], COLORS, "Maps",
                                        cols=4),
         {"traces": 8, "axes": 16, "shapes": 0, "annotations": 5}),
+    # five of 48 channels spread over the three sources, on one row of five cells
+    "sources_grid_figure": (lambda: fc.sources_grid_figure(np.random.default_rng(0).random((48, 8, 8)), GROUPS, 5,
+                                                           "Block 1"),
+                            {"traces": 8, "axes": 10, "shapes": 0, "annotations": 5}),
     "channel_groups_figure": (lambda: fc.channel_groups_figure(GROUPS, COLORS, "Block output"),
                               {"traces": 3, "axes": 2, "shapes": 0, "annotations": 0}),
     "source_means_figure": (
@@ -79,3 +83,17 @@ def test_every_figure_is_one_plotly_validates_unchanged_with_its_traces_and_axes
     spec = validated(make())
     assert content(spec) == expected
     assert spec["layout"]["title"]["text"] and "template" in spec["layout"]
+
+
+def test_the_sources_grid_takes_channels_round_robin_from_every_source_in_their_colours():
+    maps = np.random.default_rng(1).random((48, 8, 8))
+    fig = fc.sources_grid_figure(maps, GROUPS, 5, "Block 1")
+    spec = validated(fig)
+    titles = [a["text"] for a in spec["layout"]["annotations"]]
+    # x0 gives channels 0 and 1, layer 1 gives 24 and 25, layer 2 gives 36: one from each source in turn
+    assert [t.rsplit("ch ", 1)[1] for t in titles] == ["0", "1", "24", "25", "36"]
+    assert [COLORS[g] in t for g, t in zip(["x0 (block input)"] * 2 + ["layer 1"] * 2 + ["layer 2"], titles,
+                                            strict=True)] == [True] * 5
+    heat = [t for t in fig.data if t.type == "heatmap"]
+    assert np.allclose(np.asarray(heat[2].z), maps[24])
+    assert "5 of 48 channels" in spec["layout"]["title"]["text"]

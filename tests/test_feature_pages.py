@@ -213,7 +213,7 @@ def test_training_page_trains_and_draws_the_reuse_heatmap():
     z = array(reuse["z"])
     assert z.shape == (5, 5) and np.isnan(z[0, 1:]).all() and np.nanmax(z, axis=1).tolist() == [1.0] * 5
     assert reuse["y"][-1] == "transition 1"
-    assert len(traces(find(figs, "16 channels, coloured by source"), "heatmap")) == 16
+    assert len(traces(find(figs, "16 of 72 channels, coloured by source"), "heatmap")) == 16
     table = at.dataframe[0].value
     assert table["model"].tolist() == ["DenseNet-BC", "ResNet-20"] and (table["test accuracy (%)"] > 10).all()
     at.selectbox(key="train_reuse_block").set_value(3).run()

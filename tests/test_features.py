@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from densenet_viz import PRESETS, DenseNetConfig, ResNetConfig, build_model
+from densenet_viz.analysis import records
 from densenet_viz.lab import features as fx
 from densenet_viz.models.plan import layer_plan
 
@@ -192,10 +193,10 @@ def test_channel_stats_and_source_summary():
 def test_spread_channels_shows_every_source():
     groups = [fx.ChannelGroup("x0", 0, 0, 64), *(fx.ChannelGroup(f"layer {i}", i, 64 + 8 * (i - 1), 64 + 8 * i)
                                                  for i in range(1, 5))]
-    chosen = fx.spread_channels(groups, 10)
+    chosen = records.spread_channels(groups, 10)
     assert len(chosen) == 10 and chosen == sorted(set(chosen))
-    assert {fx.source_of(groups, 96)[c] for c in chosen} == {g.label for g in groups}
-    assert fx.spread_channels(groups, 1000) == list(range(96))
+    assert {records.source_of(groups, 96)[c] for c in chosen} == {g.label for g in groups}
+    assert records.spread_channels(groups, 1000) == list(range(96))
 
 
 def test_grid_maps_pool_large_maps_down():

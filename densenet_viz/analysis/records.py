@@ -21,6 +21,29 @@ class ChannelGroup:
         return self.stop - self.start
 
 
+def spread_channels(groups: list[ChannelGroup], n: int) -> list[int]:
+    """Up to n channel indices taken round-robin from the groups, so every source layer shows up."""
+    iters = [iter(range(g.start, g.stop)) for g in groups]
+    chosen: list[int] = []
+    while len(chosen) < n and iters:
+        for it in list(iters):
+            c = next(it, None)
+            if c is None:
+                iters.remove(it)
+            elif len(chosen) < n:
+                chosen.append(c)
+    return sorted(chosen)
+
+
+def source_of(groups: list[ChannelGroup], n_channels: int) -> list[str]:
+    """The group label of each channel 0..n_channels-1."""
+    labels = [""] * n_channels
+    for g in groups:
+        for c in range(g.start, min(g.stop, n_channels)):
+            labels[c] = g.label
+    return labels
+
+
 @dataclass(frozen=True)
 class EpochResult:
     """One model's numbers after one epoch."""

@@ -16,11 +16,11 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from .. import markup
 from ..analysis.budget import ENV_JOB_MEMORY, FORWARD_OVERHEAD, check_fits
-from ..analysis.records import EpochResult
+from ..analysis.records import EpochResult, ReuseMap
 from ..analysis.report import DTYPES
 from ..lab.features import FeatureView
 from ..lab.images import Preprocessed, load_sample, preprocess
-from ..lab.training import DigitsData, TrainedRun, TrainSettings, digits_data
+from ..lab.training import DENSENET_NAME, DigitsData, TrainedRun, TrainSettings, digits_data, state_digest
 from ..lab.weights import WeightsFile, WeightsNotHeld
 from ..models.config import DenseNetConfig, ResNetConfig, config_from_dict
 from ..viz import feature_charts as fc
@@ -175,6 +175,23 @@ def built_model(state: AppState) -> BuiltModel | None:
         report_out_of_memory(exc, f"building {state.title} on {state.device}")
         st.stop()
     return None if timed is None else BuiltModel(*timed, class_name=type(state.config).__name__.removesuffix("Config"))
+
+
+def trained_views(run: TrainedRun, device: str, path: str, x: torch.Tensor, image_key: tuple,
+                  block: int | None = None) -> tuple[FeatureView, ReuseMap | None] | None:
+    """The map at `path` and the logits of the DenseNet trained in this session for image x (and its feature-reuse
+    map of `block`), computed in a worker of the view lane; None (said on the page) if stopped."""
+    from ..lab import tasks
+
+    config, state_dict = run.configs[DENSENET_NAME], run.states[DENSENET_NAME]
+    seconds = work.forward_cost(config, run.settings.image_size, build=True)
+    try:
+        return work.run_job(("trained", state_digest(state_dict), device, path, image_key, block), tasks.trained_views,
+                            (config, state_dict, device, path, x, block), "Running the trained model",
+                            deadline=work.deadline_s(seconds), lane=work.VIEW)
+    except torch.OutOfMemoryError as exc:
+        report_out_of_memory(exc, f"running the trained model on {device}")
+        st.stop()
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..analysis.records import ChannelGroup
+from ..analysis.records import ChannelGroup, source_of
 from ..models.build import frozen, seeded_model
 from ..models.config import DenseNetConfig, ResNetConfig, layer_in_channels
 from ..models.plan import LayerSpec, layer_plan
@@ -192,29 +192,6 @@ def compute_feature_map(
     fmap = capture.maps[path][0].numpy()
     logits = capture.logits[0].numpy() if capture.logits is not None else None
     return fmap, logits
-
-
-def spread_channels(groups: list[ChannelGroup], n: int) -> list[int]:
-    """Up to n channel indices taken round-robin from the groups, so every source layer shows up."""
-    iters = [iter(range(g.start, g.stop)) for g in groups]
-    chosen: list[int] = []
-    while len(chosen) < n and iters:
-        for it in list(iters):
-            c = next(it, None)
-            if c is None:
-                iters.remove(it)
-            elif len(chosen) < n:
-                chosen.append(c)
-    return sorted(chosen)
-
-
-def source_of(groups: list[ChannelGroup], n_channels: int) -> list[str]:
-    """The group label of each channel 0..n_channels-1."""
-    labels = [""] * n_channels
-    for g in groups:
-        for c in range(g.start, min(g.stop, n_channels)):
-            labels[c] = g.label
-    return labels
 
 
 def channel_stats(fmap: np.ndarray, groups: list[ChannelGroup]) -> pd.DataFrame:

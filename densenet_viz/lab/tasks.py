@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from ..analysis.records import ReuseMap
 from ..models.config import DenseNetConfig, ResNetConfig
 from . import features as fx
 from . import training
@@ -101,6 +102,17 @@ def random_feature_map(config: DenseNetConfig | ResNetConfig, device: str, path:
     progress(0.0, "building the model")
     model = _kept_model("random", (config, device), lambda: fx.inference_model(config, device))
     return _feature_view(model, config, path, x, False, progress)
+
+
+def trained_views(config: DenseNetConfig, state_dict: dict[str, Tensor], device: str, path: str, x: Tensor,
+                  block: int | None = None, *, progress: Any) -> tuple[fx.FeatureView, ReuseMap | None]:
+    """The map at `path` and the logits of the model trained in the app (its weights travel with the job, a few
+    hundred KB) for image x, and the feature-reuse map of dense block `block` if asked."""
+    progress(0.0, "loading the trained weights")
+    model = _kept_model("trained", (training.state_digest(state_dict), config, device),
+                        lambda: training.trained_model(config, state_dict, device))
+    reuse = None if block is None else training.feature_reuse(model, block)
+    return _feature_view(model, config, path, x, True, progress), reuse
 
 
 # Loaded state dicts by key (an upload's SHA-256; a local file's path, size and time), the newest last: held once, in

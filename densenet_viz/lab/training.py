@@ -7,6 +7,7 @@ which earlier layers each layer reads (Huang et al. 2017, Figure 5).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +38,7 @@ DIGITS_CONFIG = DenseNetConfig(
     num_classes=10,
 )
 DIGIT_LABELS = [str(d) for d in range(10)]
+DENSENET_NAME = "DenseNet-BC"  # the trained DenseNet's name in a run, its legends and tables
 MAX_EPOCHS = 20
 # A worker stops a training run that takes longer than this per epoch (both models; ~5 s alone on one core).
 EPOCH_DEADLINE_S = 60
@@ -91,13 +93,35 @@ class TrainedRun:
 
     def model(self, name: str, device: str = "cpu") -> nn.Module:
         """A fresh eval-mode copy of a trained model (the session's weights are never mutated)."""
-        model = build_model(self.configs[name], device="cpu")
-        model.load_state_dict(self.states[name])
-        return frozen(model, device)
+        return trained_model(self.configs[name], self.states[name], device)
 
     def final(self) -> dict[str, EpochResult]:
         """Each model's last epoch."""
         return {r.model: r for r in self.history}
+
+    def summary(self) -> list[dict[str, object]]:
+        """One row per model: parameters, epochs done, final test accuracy (%) and mean seconds per epoch."""
+        return [{"model": name, "parameters": self.params[name], "epochs": last.epoch,
+                 "test accuracy (%)": 100 * last.test_acc,
+                 "seconds per epoch": sum(r.seconds for r in self.history if r.model == name) / last.epoch}
+                for name, last in self.final().items()]
+
+
+def trained_model(config: DenseNetConfig | ResNetConfig, state_dict: dict[str, Tensor],
+                  device: str = "cpu") -> nn.Module:
+    """The model of config with these weights, in eval mode on device (state_dict itself is never mutated)."""
+    model = build_model(config, device="cpu")
+    model.load_state_dict(state_dict)
+    return frozen(model, device)
+
+
+def state_digest(state_dict: dict[str, Tensor]) -> str:
+    """A SHA-256 of the names, shapes and values of a state dict: which trained weights a job uses."""
+    digest = hashlib.sha256()
+    for name, tensor in state_dict.items():
+        digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def digits_data(image_size: int = 16, test_fraction: float = 0.2, seed: int = 0) -> DigitsData:
@@ -126,7 +150,7 @@ def empty_run(settings: TrainSettings, config: DenseNetConfig = DIGITS_CONFIG) -
     """An empty TrainedRun for the DenseNet and its matched ResNet (no model is built)."""
     base_name, baseline = digits_baseline(config)
     base_title = PRESET_TITLES[base_name].removesuffix(" (CIFAR)")  # "ResNet-20" in legends and tables
-    configs: dict[str, DenseNetConfig | ResNetConfig] = {"DenseNet-BC": config, base_title: baseline}
+    configs: dict[str, DenseNetConfig | ResNetConfig] = {DENSENET_NAME: config, base_title: baseline}
     return TrainedRun(configs=configs, settings=settings, params={n: count_params(c) for n, c in configs.items()})
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..analysis.records import ChannelGroup, EpochResult, ReuseMap
+from ..analysis.records import ChannelGroup, EpochResult, ReuseMap, source_of, spread_channels
 from .charts import Grid, axis_keys, figure, subplot_grid, title_margin, wrapped_title
 from .style import DENSENET_COLOR, FONT_FAMILY, OKABE_ITO, RESNET_COLOR, SERIES_COLORS, text_color_on
 
@@ -107,6 +107,15 @@ def feature_grid_figure(
         plot_bgcolor="white",
     )
     return figure(data, layout, grid)
+
+
+def sources_grid_figure(maps: np.ndarray, groups: list[ChannelGroup], n: int, label: str, cols: int = 8) -> go.Figure:
+    """Up to n channels of a unit's output (maps: every channel, (C, h, w)) spread over the layers that produced
+    them, each titled in its source's colour: the grid the Feature maps and Train pages draw."""
+    chosen = spread_channels(groups, min(n, maps.shape[0]))
+    labels = source_of(groups, maps.shape[0])
+    title = f"{label}: {len(chosen)} of {maps.shape[0]} channels, coloured by source (each on its own colour range)"
+    return feature_grid_figure(maps[chosen], chosen, [labels[c] for c in chosen], source_colors(groups), title, cols)
 
 
 def channel_groups_figure(groups: list[ChannelGroup], colors: dict[str, str], title: str) -> go.Figure:
