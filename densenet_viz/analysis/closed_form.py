@@ -121,6 +121,7 @@ class Totals:
     params: int
     macs_per_sample: int
     memory: MemoryReport
+    units: int  # rows of the report's table: stem, dense layers / residual blocks, transitions, norm, classifier
 
 
 @functools.lru_cache(maxsize=512)
@@ -135,7 +136,7 @@ def _totals_of(config: DenseNetConfig | ResNetConfig, hw: tuple[int, int], batch
         weight_bytes=params * size,
         buffer_bytes=core.buffer_bytes,
     )
-    return Totals(params, sum(u.macs for u in core.units), memory)
+    return Totals(params, sum(u.macs for u in core.units), memory, len(core.units))
 
 
 @functools.lru_cache(maxsize=128)

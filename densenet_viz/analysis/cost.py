@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from ..models.config import DenseNetConfig, ResNetConfig
-from .closed_form import analyze
+from .closed_form import totals
 
 ENV_BUDGET = "DENSENET_VIZ_BUDGET_S"
 DEFAULT_BUDGET_S = 5.0  # a class of 30 on 2 cores: a few seconds per heavy view keeps everyone moving
@@ -64,18 +64,18 @@ def budget_seconds() -> float:
 
 def _raw_forward(config: DenseNetConfig | ResNetConfig, input_size: int, batch_size: int,
                  dtype: torch.dtype = torch.float32) -> float:
-    report = analyze(config, input_size=input_size, batch_size=batch_size, dtype=dtype)
+    total = totals(config, input_size=input_size, batch_size=batch_size, dtype=dtype)
     # Wider floats run the same MACs at a lower rate (float64 about half the float32 rate on a CPU).
     width = max(1.0, torch.finfo(dtype).bits / 32)
-    return (S_PER_MAC * width * report.macs + S_PER_ACTIVATION_BYTE * report.memory.train_plain_bytes
-            + S_PER_UNIT * len(report.table))
+    return (S_PER_MAC * width * total.macs_per_sample * batch_size
+            + S_PER_ACTIVATION_BYTE * total.memory.train_plain_bytes + S_PER_UNIT * total.units)
 
 
 def _raw_build(config: DenseNetConfig | ResNetConfig) -> float:
     from ..models.plan import min_input_size
 
-    report = analyze(config, input_size=min_input_size(config), batch_size=1)
-    return BUILD_S_PER_PARAM * report.params + BUILD_S_PER_UNIT * len(report.table)
+    total = totals(config, input_size=min_input_size(config), batch_size=1)
+    return BUILD_S_PER_PARAM * total.params + BUILD_S_PER_UNIT * total.units
 
 
 def forward_seconds(config: DenseNetConfig | ResNetConfig, input_size: int, batch_size: int = 1,

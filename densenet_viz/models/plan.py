@@ -5,6 +5,7 @@ Graphs, charts and the analysis all read these records instead of repeating the 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from .config import DenseNetConfig, ResNetConfig, layer_in_channels, transition_out_channels
@@ -48,6 +49,7 @@ def _stem(config: DenseNetConfig | ResNetConfig, hw: tuple[int, int], out: int, 
     return LayerSpec(path, "stem", None, None, config.in_channels, out, h, w)
 
 
+@functools.lru_cache(maxsize=1024)
 def min_input_size(config: DenseNetConfig | ResNetConfig) -> int:
     """The smallest square input whose feature maps stay at least 1x1 through every downsampling."""
     # Every map side grows with the input side, so fitting is monotone: double, then bisect (a few plans,
@@ -65,12 +67,14 @@ def min_input_size(config: DenseNetConfig | ResNetConfig) -> int:
     return high
 
 
-def _fits(specs: list[LayerSpec]) -> bool:
+def _fits(specs: tuple[LayerSpec, ...]) -> bool:
     return all(s.height >= 1 and s.width >= 1 for s in specs)
 
 
-def _plan(config: DenseNetConfig | ResNetConfig, hw: tuple[int, int]) -> list[LayerSpec]:
-    return _densenet_plan(config, hw) if isinstance(config, DenseNetConfig) else _resnet_plan(config, hw)
+@functools.lru_cache(maxsize=512)
+def _plan(config: DenseNetConfig | ResNetConfig, hw: tuple[int, int]) -> tuple[LayerSpec, ...]:
+    # A sweep, a baseline match and the cost estimates plan the same configs again and again; specs are frozen.
+    return tuple(_densenet_plan(config, hw)) if isinstance(config, DenseNetConfig) else tuple(_resnet_plan(config, hw))
 
 
 def layer_plan(config: DenseNetConfig | ResNetConfig, input_size: int | tuple[int, int] = 224) -> list[LayerSpec]:
@@ -83,7 +87,7 @@ def layer_plan(config: DenseNetConfig | ResNetConfig, input_size: int | tuple[in
             f"input {hw[0]}x{hw[1]} is too small: the network downsamples by {config.downsampling}x "
             f"and its feature maps would vanish; use at least {size}x{size}"
         )
-    return specs
+    return list(specs)
 
 
 def _densenet_plan(config: DenseNetConfig, hw: tuple[int, int]) -> list[LayerSpec]:
