@@ -1,10 +1,14 @@
-"""Every session-state key of the app, in one place and one scheme.
+"""Every session-state, widget and element key of the app, in one place and one scheme.
 
-"app_<what>": state the app keeps for a session (not a widget). "sidebar_<what>": the sidebar's own
-widgets, beside the setting widgets, whose keys are the control names of settings.CONTROLS (so a key
-is also a settings name). "<page>_<what>": a page's widgets (page = build, conn, growth, memory,
-tradeoffs, fm for Feature maps, train for Train & feature reuse, acc for Accuracy vs cost, lesson).
+"app_<what>": state the app keeps for a session (not a widget). CONTROL: the settings widgets, whose keys
+are the control names of settings.CONTROLS (so the browser tests find `.st-key-growth_rate`). "sidebar_<what>":
+the sidebar's other widgets. "<page>_<what>": a page's widgets and charts (page = build, conn, growth, memory,
+tradeoffs, fm for Feature maps, train for Train & feature reuse, acc for Accuracy vs cost, lesson); a key
+that varies is a function here. Pages and ui.py write no key as a string literal
+(tests/test_keys.py checks).
 """
+
+from .settings import CONTROLS
 
 # ---- state the app keeps per session
 STATE = "app_state"  # the AppState the sidebar computed
@@ -20,11 +24,17 @@ LESSON_DRAWN = "app_lesson_controls_run"  # the run in which lesson_controls las
 LESSON_PROGRESS = "app_lesson_progress"  # {lesson id: {step index: answered / correct / revealed}}
 TEACHER_LESSONS = "app_teacher_lessons"  # {id: Lesson} a teacher uploaded in this session
 LESSON_UPLOAD_DONE = "app_lesson_upload_done"  # the file id of the last upload read (read each file once)
+CHANGES = "app_pending_changes"  # {widget key: value} the user changed, until they make a valid model
+PRESET_CHOSEN = "app_preset_chosen"  # the preset the user (or the link) chose; the model may differ from it since
+
+# ---- the settings controls: {settings name: widget key}
+CONTROL = {c.name: c.name for c in CONTROLS}
 
 # ---- the sidebar's own widgets
 BOTTLENECK = "sidebar_bottleneck"  # the on/off toggle beside the bn_size slider
 LESSON_PICK = "sidebar_lesson_controls"  # the share box's multiselect
 PRESET_RESET = "sidebar_reset_to_preset"  # the button that undoes changes to the chosen preset
+LESSON_BOX = "lesson_box"  # the bordered container a lesson link's controls are drawn in
 
 # ---- page widgets
 BUILD_KINDS, BUILD_BLOCKS = "build_kinds", "build_blocks"
