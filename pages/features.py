@@ -163,15 +163,16 @@ chosen = fx.spread_channels(groups, min(n_show, channels))
 labels = fx.source_of(groups, channels)
 title = f"{fx.layer_label(spec)}: {len(chosen)} of {channels} channels (each on its own colour range)"
 st.plotly_chart(fc.feature_grid_figure(view.maps[chosen], chosen, [labels[c] for c in chosen], colors, title),
-                key="fm_grid")
+                key=keys.FM_GRID)
 if spec.kind == "dense_block":
     st.markdown(
         f"Block {spec.block}'s output: **{spec.in_channels}** channels of x₀ followed by **{len(groups) - 1} × "
         f"{config.growth_rate}** new channels, {channels} in all. The next unit reads all of them."
     )
     st.plotly_chart(fc.channel_groups_figure(groups, colors, f"Block {spec.block} output: who produced each channel"),
-                    key="fm_groups")
-    st.plotly_chart(fc.source_means_figure(view.summary, colors, "Mean activation per source layer"), key="fm_sources")
+                    key=keys.FM_GROUPS)
+    st.plotly_chart(fc.source_means_figure(view.summary, colors, "Mean activation per source layer"),
+                    key=keys.FM_SOURCES)
 st.subheader("Per-channel statistics")
 st.dataframe(view.stats, hide_index=True, height=260,
              column_config={c: st.column_config.NumberColumn(format="%.4g") for c in ("mean", "std", "min", "max")})

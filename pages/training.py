@@ -50,7 +50,7 @@ if start:
         result, weights = partial
         run.history.append(result)
         run.states[result.model] = weights
-        live.plotly_chart(training_curves(run), key=f"train_live_{len(run.history)}")
+        live.plotly_chart(training_curves(run), key=keys.train_live(len(run.history)))
 
     finished = work.run_job(("train", settings), tasks.train_digits, (settings,), "Training",
                             deadline=training.EPOCH_DEADLINE_S * settings.epochs, on_partial=show_epoch)
@@ -67,7 +67,7 @@ done = min(r.epoch for r in run.final().values())
 if done < run.settings.epochs:
     st.warning(f"Training stopped after epoch {done} of {run.settings.epochs}; the results below are from there.")
 
-st.plotly_chart(training_curves(run), key="train_curves")
+st.plotly_chart(training_curves(run), key=keys.TRAIN_CURVES)
 final = run.final()
 table = pd.DataFrame(
     {
@@ -81,7 +81,7 @@ table = pd.DataFrame(
     }
 )
 left, right = st.columns([1, 1])
-left.plotly_chart(fc.accuracy_vs_params_figure(table), key="train_acc_params")
+left.plotly_chart(fc.accuracy_vs_params_figure(table), key=keys.TRAIN_ACC_PARAMS)
 right.dataframe(table, hide_index=True, column_config={
     "parameters": st.column_config.NumberColumn(format="%d"),
     "test accuracy (%)": st.column_config.NumberColumn(format="%.1f"),
@@ -99,7 +99,7 @@ st.markdown(
 model = run.model(DENSENET, state.device)  # a fresh eval-mode copy on the sidebar's device
 block = st.selectbox("Dense block", list(range(1, len(config.block_config) + 1)), key=BLOCK_KEY,
                      format_func=lambda b: f"Block {b}")
-st.plotly_chart(fc.reuse_heatmap_figure(training.feature_reuse(model, block)), key="train_reuse")
+st.plotly_chart(fc.reuse_heatmap_figure(training.feature_reuse(model, block)), key=keys.TRAIN_REUSE)
 st.caption("After only a few epochs the weights are still close to their random start, so rows are flat; "
            "train for more epochs to see layers favour some sources. The paper's map is after 300 epochs on CIFAR.")
 with st.expander("Show the code behind the heatmap"):
@@ -119,6 +119,6 @@ labels = fx.source_of(groups, fmap.shape[0])
 right.plotly_chart(
     fc.feature_grid_figure(fx.grid_maps(fmap, chosen), chosen, [labels[c] for c in chosen], fc.source_colors(groups),
                            f"{fx.layer_label(spec)}: 16 channels, coloured by source", cols=8),
-    key="train_fmaps",
+    key=keys.TRAIN_FMAPS,
 )
 st.caption("Every layer and channel of this model: page **Feature maps**, weights 'Trained in this app (digits)'.")

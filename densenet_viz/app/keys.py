@@ -49,3 +49,46 @@ TRAIN_EPOCHS, TRAIN_START, TRAIN_STOP = "train_epochs", "train_start", "train_st
 TRAIN_REUSE_BLOCK, TRAIN_DIGIT = "train_reuse_block", "train_digit"
 ACC_SOURCE, ACC_CIFAR = "acc_source", "acc_cifar"
 LESSON_PICK_LESSON, LESSON_STEP, LESSON_UPLOAD = "lesson_pick", "lesson_step", "lesson_upload"
+
+# ---- page elements (charts, tables, downloads): a key names them for the tests and keeps them across reruns
+BUILD_LAYER_TABLE, BUILD_LAYERS_CSV = "layer_table", "layers_csv"
+CONN_MATRIX, CONN_DOT_BLOCK, CONN_DOT_NETWORK = "conn_matrix", "dot_block", "dot_network"
+GROWTH_CHANNELS, GROWTH_SPATIAL, GROWTH_RESNET = "channel_chart", "spatial_chart", "resnet_channel_chart"
+MEMORY_COMPARISON_TABLE, MEMORY_COMPARISON_CHART = "comparison_table", "comparison_chart"
+MEMORY_BLOCK_TABLE, MEMORY_BLOCK_CHART, MEMORY_GROWTH_CHART = "block_table", "block_chart", "memory_growth_chart"
+MEMORY_TRADE_TABLE, MEMORY_TRADE_CHART = "trade_table", "trade_chart"
+TRADEOFFS_GROWTH_SWEEP, TRADEOFFS_DEPTH_SWEEP = "growth_sweep", "depth_sweep"
+ACC_CIFAR_CHART, ACC_TABLE, ACC_CSV = "cifar_chart", "accuracy_table", "accuracy_csv"
+FM_GRID, FM_GROUPS, FM_SOURCES = "fm_grid", "fm_groups", "fm_sources"
+TRAIN_CURVES, TRAIN_ACC_PARAMS = "train_curves", "train_acc_params"
+TRAIN_REUSE, TRAIN_FMAPS = "train_reuse", "train_fmaps"
+
+
+def acc_imagenet_chart(x: str) -> str:
+    """The Accuracy page's ImageNet chart against `x` ('params' or 'flops')."""
+    return f"imagenet_{x}_chart"
+
+
+def train_live(epochs_done: int) -> str:
+    """The live training chart after `epochs_done` epochs (a new element per epoch, drawn while training runs)."""
+    return f"train_live_{epochs_done}"
+
+
+def lesson_link(step: int) -> str:
+    """The button that opens a lesson step's page."""
+    return f"lesson_link_{step}"
+
+
+def lesson_answer(lesson_id: str, step: int) -> str:
+    """A lesson step's answer widget (one per lesson and step, so answers stay apart)."""
+    return f"answer_{lesson_id}_{step}"
+
+
+def lesson_check(lesson_id: str, step: int) -> str:
+    """A lesson step's Check button."""
+    return f"check_{lesson_id}_{step}"
+
+
+def lesson_reveal(lesson_id: str, step: int) -> str:
+    """A lesson step's Reveal button."""
+    return f"reveal_{lesson_id}_{step}"
