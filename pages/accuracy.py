@@ -53,7 +53,7 @@ cost = _your_model(imagenet, ("params", "flops")) if mine == "imagenet" else Non
 for x, what in (("params", "parameters"), ("flops", "FLOPs")):
     ui.plot(accuracy_chart(imagenet, x, f"ImageNet top-1 error vs {what}",
                            marker=None if cost is None else (cost.params if x == "params" else cost.flops)),
-            key=f"imagenet_{x}_chart")
+            key=keys.acc_imagenet_chart(x))
 st.caption("FLOPs at 224×224, one image; FLOPs = 2 × MACs. Hover a point for its source and table.")
 
 st.subheader("CIFAR: error vs parameters (the paper's Table 2 and He et al.'s CIFAR ResNets)")
@@ -62,7 +62,7 @@ dataset = st.radio("Dataset", ["c10+", "c100+"], format_func=lambda d: acc.DATAS
 cifar = acc.published_table(dataset)
 cifar_cost = _your_model(cifar, ("params",)) if mine == dataset else None
 ui.plot(accuracy_chart(cifar, "params", f"{acc.DATASETS[dataset].title}: test error vs parameters",
-                       marker=None if cifar_cost is None else cifar_cost.params, log_x=True), key="cifar_chart")
+                       marker=None if cifar_cost is None else cifar_cost.params, log_x=True), key=keys.ACC_CIFAR_CHART)
 if mine == "imagenet":
     st.caption("Your model has the ImageNet stem, so it is marked on the ImageNet charts only.")
 elif mine != dataset:
@@ -73,8 +73,8 @@ st.caption("CIFAR parameters at each dataset's classes (10 or 100). The pre-acti
 
 st.subheader("Every number and where it comes from")
 shown = acc.display_table(pd.concat([imagenet, cifar], ignore_index=True))
-st.dataframe(shown, hide_index=True, key="accuracy_table",
+st.dataframe(shown, hide_index=True, key=keys.ACC_TABLE,
              column_config={c: st.column_config.NumberColumn(format="localized")
                             for c in ("parameters (computed)", "FLOPs (computed, 2 × MACs)")})
 st.download_button("Download this table (CSV)", shown.to_csv(index=False), file_name="accuracy_vs_cost.csv",
-                   mime="text/csv", key="accuracy_csv")
+                   mime="text/csv", key=keys.ACC_CSV)

@@ -74,11 +74,11 @@ st.dataframe(
         "macs": st.column_config.NumberColumn("MACs (batch)", format="localized", help=MACS_NOTE),
         **{c: st.column_config.NumberColumn(format="%.3f") for c in shown.columns if c.endswith("(MiB)")},
     },
-    key="layer_table",
+    key=keys.BUILD_LAYER_TABLE,
 )
 st.caption(f"{len(table)} of {len(report.table)} rows.")
 st.download_button(
     "Download the table as CSV", table.to_csv(index=False), file_name="densenet_layers.csv", mime="text/csv",
-    key="layers_csv",
+    key=keys.BUILD_LAYERS_CSV,
 )
 ui.show_code(DenseLayer, DenseBlock)

@@ -61,10 +61,10 @@ if view == GRAPH:
     st.caption("Too small to read? Zoom in (pinch on a phone, or the chart's full-screen button), or show the "
                "block as a matrix.")
 else:
-    ui.plot(charts.connectivity_heatmap(graphs.connectivity_matrix(trace), highlight=layer), key="conn_matrix")
+    ui.plot(charts.connectivity_heatmap(graphs.connectivity_matrix(trace), highlight=layer), key=keys.CONN_MATRIX)
 st.download_button(
     "Download this block's DOT source", dot.source, file_name=f"dense_block{block}.dot", mime="text/vnd.graphviz",
-    key="dot_block",
+    key=keys.CONN_DOT_BLOCK,
 )
 
 st.header("Concatenation vs addition")
@@ -82,7 +82,7 @@ network = graphs.draw(graphs.network_trace(config, size), dark=dark)
 st.graphviz_chart(network, width="content")
 st.download_button(
     "Download the network's DOT source", network.source, file_name="densenet.dot", mime="text/vnd.graphviz",
-    key="dot_network",
+    key=keys.CONN_DOT_NETWORK,
 )
 
 ui.show_code(DenseLayer, DenseBlock, Bottleneck if state.baseline.block == "bottleneck" else BasicBlock)

@@ -156,15 +156,16 @@ except (ValueError, RuntimeError, LookupError) as exc:  # a loaded file that doe
     st.stop()
 
 channels, colors = view.shape[0], fc.source_colors(groups)
-st.plotly_chart(fc.sources_grid_figure(view.maps, groups, n_show, fx.layer_label(spec)), key="fm_grid")
+st.plotly_chart(fc.sources_grid_figure(view.maps, groups, n_show, fx.layer_label(spec)), key=keys.FM_GRID)
 if spec.kind == "dense_block":
     st.markdown(
         f"Block {spec.block}'s output: **{spec.in_channels}** channels of x₀ followed by **{len(groups) - 1} × "
         f"{config.growth_rate}** new channels, {channels} in all. The next unit reads all of them."
     )
     st.plotly_chart(fc.channel_groups_figure(groups, colors, f"Block {spec.block} output: who produced each channel"),
-                    key="fm_groups")
-    st.plotly_chart(fc.source_means_figure(view.summary, colors, "Mean activation per source layer"), key="fm_sources")
+                    key=keys.FM_GROUPS)
+    st.plotly_chart(fc.source_means_figure(view.summary, colors, "Mean activation per source layer"),
+                    key=keys.FM_SOURCES)
 st.subheader("Per-channel statistics")
 st.dataframe(view.stats, hide_index=True, height=260,
              column_config={c: st.column_config.NumberColumn(format="%.4g") for c in ("mean", "std", "min", "max")})

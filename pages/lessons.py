@@ -111,7 +111,7 @@ if step.page:
     url = f"./{step.page}?{us.query_string(step.query)}"
     shown = ", ".join(us.BY_NAME[n].label for n in step.show) if step.show else "none"
     st.link_button(f"Open the {step.page} page for this step", url, icon=":material/open_in_new:",
-                   key=f"lesson_link_{number}",
+                   key=keys.lesson_link(number),
                    help=f"Opens in a new tab with this step's model; controls you may change: "
                         f"{'all' if step.show is None else shown}.")
 
@@ -119,15 +119,15 @@ question = step.question
 if question is not None:
     st.subheader("Your prediction")
     st.markdown(question.prompt)
-    answer_key = f"answer_{lesson.id}_{number}"
+    answer_key = keys.lesson_answer(lesson.id, number)
     if question.kind == "choice":
         given = st.radio("Your answer", question.options, index=None, key=answer_key)
     else:
         given = st.number_input(f"Your answer ({question.unit})" if question.unit else "Your answer", value=None,
                                 format="%g", key=answer_key)
     check_col, reveal_col = st.columns(2)
-    checked = check_col.button("Check", key=f"check_{lesson.id}_{number}", type="primary")
-    revealed = reveal_col.button("Reveal", key=f"reveal_{lesson.id}_{number}")
+    checked = check_col.button("Check", key=keys.lesson_check(lesson.id, number), type="primary")
+    revealed = reveal_col.button("Reveal", key=keys.lesson_reveal(lesson.id, number))
     entry = record.setdefault(number - 1, {"answered": False, "correct": False, "revealed": False})
     if checked:
         if given is None:

@@ -25,12 +25,12 @@ except ValueError as exc:
     ui.stop_with_error(str(exc))
 
 st.subheader("Side by side")
-st.dataframe(ui.comparison_display(table, state), hide_index=True, key="comparison_table")
+st.dataframe(ui.comparison_display(table, state), hide_index=True, key=keys.MEMORY_COMPARISON_TABLE)
 st.caption(f"Batch {state.batch_size}, {state.dtype_name}, {state.input_size}×{state.input_size}. {MACS_NOTE}.")
 with st.expander("What each memory figure means"):
     for field, meaning in report.memory.labels.items():
         st.markdown(f"- **{field.replace('_', ' ')}**: {meaning}")
-ui.plot(charts.comparison_bars(table, state.title, state.baseline_title), key="comparison_chart")
+ui.plot(charts.comparison_bars(table, state.title, state.baseline_title), key=keys.MEMORY_COMPARISON_CHART)
 
 st.subheader("Stage by stage")
 shown = mib_columns(report.blocks, [c for c in report.blocks.columns if c.endswith("_bytes")])
@@ -42,16 +42,16 @@ st.dataframe(
         "macs": st.column_config.NumberColumn("MACs (batch)", format="localized"),
         **{c: st.column_config.NumberColumn(format="%.1f") for c in shown.columns if c.endswith("(MiB)")},
     },
-    key="block_table",
+    key=keys.MEMORY_BLOCK_TABLE,
 )
-ui.plot(charts.block_memory_chart(report.blocks), key="block_chart")
+ui.plot(charts.block_memory_chart(report.blocks), key=keys.MEMORY_BLOCK_CHART)
 
 st.subheader("Why plain training memory grows quadratically")
 growth = caches.block_memory_growth(state)
 ui.plot(
     charts.memory_growth_chart(growth, f"Your first dense block (k = {state.config.growth_rate}), more and more "
                                        "layers"),
-    key="memory_growth_chart",
+    key=keys.MEMORY_GROWTH_CHART,
 )
 config = state.config
 kept = efficient_kept_maps(config)
@@ -80,8 +80,8 @@ st.markdown(
 )
 measured = caches.measured_trade(state, run=st.button("Measure the trade", key=keys.MEMORY_MEASURE, type="primary"))
 if measured is not None:
-    st.dataframe(ui.trade_display(measured), hide_index=True, key="trade_table")
-    ui.plot(charts.trade_chart(measured), key="trade_chart")
+    st.dataframe(ui.trade_display(measured), hide_index=True, key=keys.MEMORY_TRADE_TABLE)
+    ui.plot(charts.trade_chart(measured), key=keys.MEMORY_TRADE_CHART)
     st.caption(
         "On a CPU step times swing with page faults and other work on the machine; compare the modes measured "
         "together in one run, as here, rather than numbers from separate runs."

@@ -31,7 +31,7 @@ growth = charts.sweep_chart(
     f"Sweeping k with blocks {'-'.join(map(str, config.block_config))}, k₀ = {config.num_init_features}, "
     f"θ = {config.compression:g}",
 )
-ui.plot(charts.reference_lines(growth, sweeps["resnets"], state.baseline_name), key="growth_sweep")
+ui.plot(charts.reference_lines(growth, sweeps["resnets"], state.baseline_name), key=keys.TRADEOFFS_GROWTH_SWEEP)
 st.caption(
     f"Dotted lines: the baseline {state.baseline_title}. Parameters grow roughly like k² (every layer's "
     f"convolutions get wider on both sides); training memory grows roughly like k. {MACS_NOTE}."
@@ -43,7 +43,7 @@ ui.plot(
         sweeps["depth"], "depth", "depth L (conv and linear layers)",
         "Sweeping depth: every block's layer count scaled", references=sweeps["resnets"],
     ),
-    key="depth_sweep",
+    key=keys.TRADEOFFS_DEPTH_SWEEP,
 )
 st.caption(
     "Scaling every block by 0.25× to 3× (same k, k₀, θ). Plain training memory grows quadratically within a "

@@ -49,7 +49,7 @@ if start:
         result, weights = partial
         run.history.append(result)
         run.states[result.model] = weights
-        live.plotly_chart(training_curves(run), key=f"train_live_{len(run.history)}")
+        live.plotly_chart(training_curves(run), key=keys.train_live(len(run.history)))
 
     finished = work.run_job(("train", settings), tasks.train_digits, (settings,), "Training",
                             deadline=training.EPOCH_DEADLINE_S * settings.epochs, on_partial=show_epoch)
@@ -66,10 +66,10 @@ done = min(r.epoch for r in run.final().values())
 if done < run.settings.epochs:
     st.warning(f"Training stopped after epoch {done} of {run.settings.epochs}; the results below are from there.")
 
-st.plotly_chart(training_curves(run), key="train_curves")
+st.plotly_chart(training_curves(run), key=keys.TRAIN_CURVES)
 table = pd.DataFrame(run.summary())
 left, right = st.columns([1, 1])
-left.plotly_chart(fc.accuracy_vs_params_figure(table), key="train_acc_params")
+left.plotly_chart(fc.accuracy_vs_params_figure(table), key=keys.TRAIN_ACC_PARAMS)
 right.dataframe(table, hide_index=True, column_config={
     "parameters": st.column_config.NumberColumn(format="%d"),
     "test accuracy (%)": st.column_config.NumberColumn(format="%.1f"),
@@ -101,10 +101,10 @@ views = trained_views(run, state.device, spec.path, data.x_test[index : index + 
 if views is None:
     st.stop()
 view, reuse = views
-reuse_slot.plotly_chart(fc.reuse_heatmap_figure(reuse), key="train_reuse")
+reuse_slot.plotly_chart(fc.reuse_heatmap_figure(reuse), key=keys.TRAIN_REUSE)
 left, right = st.columns([1, 4])
 left.image(data.test_images[index], caption=f"label {int(data.y_test[index])}, predicted {int(view.logits.argmax())}",
            width=140, clamp=True)
 right.plotly_chart(fc.sources_grid_figure(view.maps, fx.channel_groups(spec, config.growth_rate), 16,
-                                          fx.layer_label(spec)), key="train_fmaps")
+                                          fx.layer_label(spec)), key=keys.TRAIN_FMAPS)
 st.caption("Every layer and channel of this model: page **Feature maps**, weights 'Trained in this app (digits)'.")

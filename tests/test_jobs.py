@@ -178,6 +178,24 @@ def test_a_view_never_waits_behind_an_experiment():
             experiments.release(("long", i), f"trainee {i}")
 
 
+def test_one_pool_per_lane_however_the_lane_is_passed(monkeypatch):
+    """st.cache_resource keys on the arguments as passed: job_pool(), job_pool("experiment") and
+    job_pool(lane="experiment") must still be one pool, or a page would start a second set of workers."""
+    from densenet_viz.app import work
+
+    monkeypatch.setenv(jobs.ENV_WORKERS, "0")  # thread pools: nothing to start
+    work.job_pool.clear()
+    try:
+        default = work.job_pool()
+        assert default is work.job_pool(work.EXPERIMENT) is work.job_pool("experiment")
+        assert default is work.job_pool(lane="experiment") is work.job_pool(lane="".join(["experi", "ment"]))
+        assert work.job_pool(work.VIEW) is work.job_pool(lane="view") is not default
+        with pytest.raises(ValueError, match="lane must be"):
+            work.job_pool("other")
+    finally:
+        work.job_pool.clear()
+
+
 def test_loaded_weights_run_in_a_worker_that_keeps_them_and_refuses_a_mismatch(pool):
     import io
 

@@ -137,3 +137,34 @@ def test_a_bad_link_warns_and_keeps_warning_until_a_setting_changes():
 
 def test_config_keys_are_equal_for_equal_configs():
     assert config_key(PRESETS["densenet121"]) == config_key(PRESETS["densenet121"].__class__())
+
+
+def test_every_control_is_drawn_with_the_settings_value_as_its_default():
+    """A control whose widget state Streamlit dropped (a page switch in the middle of a run) is remounted by the
+    browser from its element's default: that default must be the settings' value, never the widget's minimum
+    (issue 22: a lesson's slider showed k = 1 under a header saying k = 12, and the next key press wrote k=2)."""
+    at = new_app({"preset": "densenet_bc_100_12", "k": "20"})
+    at.run()
+    at.sidebar.number_input(key="num_init_features").set_value(30).run()
+    s = state(at)
+    assert list(at.sidebar.slider(key="growth_rate").proto.default) == [20]
+    assert at.sidebar.text_input(key="block_config").proto.default == "16, 16, 16"
+    assert at.sidebar.number_input(key="num_init_features").proto.default == 30 == s.config.num_init_features
+    assert list(at.sidebar.slider(key="compression").proto.default) == [0.5]
+    assert at.sidebar.toggle(key="sidebar_bottleneck").proto.default is True
+    assert at.sidebar.radio(key="stem").proto.default == 1  # CIFAR
+    lesson = new_app({"preset": "densenet_bc_100_12", "show": "k"})
+    lesson.run()
+    assert list(lesson.main.slider(key="growth_rate").proto.default) == [12]
+
+
+def test_a_refused_change_stays_in_its_control_with_the_error_and_the_model_and_url_stay_valid():
+    at = new_app({"preset": "densenet121"})
+    at.run()
+    at.sidebar.text_input(key="block_config").set_value("6, x").run()
+    assert any("layers per block" in e.value for e in at.error)
+    assert at.sidebar.text_input(key="block_config").value == "6, x"  # the user's text, to correct
+    assert at.query_params == {"preset": "densenet121"}
+    at.sidebar.text_input(key="block_config").set_value("6, 12").run()
+    assert not at.error and state(at).config.block_config == (6, 12)
+    assert at.query_params == {"preset": "densenet121", "blocks": "6-12"}

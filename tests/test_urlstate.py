@@ -9,6 +9,7 @@ from densenet_viz.app.settings import (
     BY_NAME,
     CONTROLS,
     CUSTOM,
+    apply_changes,
     check_input_size,
     config_from_settings,
     default_settings,
@@ -21,6 +22,7 @@ from densenet_viz.app.settings import (
     settings_from_query,
     settings_to_query,
     visible_from_query,
+    with_preset,
 )
 
 ALL = frozenset(BY_NAME)
@@ -190,3 +192,30 @@ def test_blocks_text_both_ways():
     assert format_blocks((6, 12)) == "6, 12"
     with pytest.raises(ValueError, match="layers per block"):
         parse_blocks("6, twelve")
+
+
+def test_a_change_is_applied_as_one_checked_model_or_refused_whole():
+    s = default_settings()
+    changed = apply_changes(s, {"growth_rate": 12, "block_config": "6, 12"})
+    assert (changed["growth_rate"], changed["block_config"], changed["preset"]) == (12, (6, 12), CUSTOM)
+    assert s == default_settings()  # the settings given are left as they were
+    with pytest.raises(ValueError, match="layers per block"):
+        apply_changes(s, {"block_config": ""})  # what a dropped text box would have said
+    with pytest.raises(ValueError, match=r"Growth rate k must be in \[1, "):
+        apply_changes(s, {"growth_rate": 0})
+    with pytest.raises(ValueError):
+        apply_changes(s, {"compression": 0.05, "growth_rate": 1, "num_init_features": 1})  # no channel left
+    cifar = apply_changes(s, {"stem": "cifar", "input_size": 32})
+    assert cifar["baseline"] == "auto-params" and config_from_settings(cifar).stem == "cifar"
+    named = apply_changes({**s, "baseline": "resnet50"}, {"stem": "cifar", "input_size": 32})
+    assert named["baseline"] == "auto-params"  # resnet50 has the other stem
+
+
+def test_a_preset_replaces_the_model_and_its_family_size_and_keeps_the_rest():
+    s = {**default_settings(), "batch_size": 8, "growth_rate": 12}
+    bc = with_preset(s, "densenet_bc_100_12")
+    assert config_from_settings(bc) == PRESETS["densenet_bc_100_12"]
+    assert (bc["input_size"], bc["batch_size"], bc["preset"]) == (32, 8, "densenet_bc_100_12")
+    back = with_preset(bc, "densenet121")
+    assert config_from_settings(back) == PRESETS["densenet121"] and back["input_size"] == 224
+    assert with_preset(bc, CUSTOM) == bc

@@ -1,10 +1,14 @@
-"""Every session-state key of the app, in one place and one scheme.
+"""Every session-state, widget and element key of the app, in one place and one scheme.
 
-"app_<what>": state the app keeps for a session (not a widget). "sidebar_<what>": the sidebar's own
-widgets, beside the setting widgets, whose keys are the control names of settings.CONTROLS (so a key
-is also a settings name). "<page>_<what>": a page's widgets (page = build, conn, growth, memory,
-tradeoffs, fm for Feature maps, train for Train & feature reuse, acc for Accuracy vs cost, lesson).
+"app_<what>": state the app keeps for a session (not a widget). CONTROL: the settings widgets, whose keys
+are the control names of settings.CONTROLS (so the browser tests find `.st-key-growth_rate`). "sidebar_<what>":
+the sidebar's other widgets. "<page>_<what>": a page's widgets and charts (page = build, conn, growth, memory,
+tradeoffs, fm for Feature maps, train for Train & feature reuse, acc for Accuracy vs cost, lesson); a key
+that varies is a function here. Pages and ui.py write no key as a string literal
+(tests/test_keys.py checks).
 """
+
+from .settings import CONTROLS
 
 # ---- state the app keeps per session
 STATE = "app_state"  # the AppState the sidebar computed
@@ -20,11 +24,17 @@ LESSON_DRAWN = "app_lesson_controls_run"  # the run in which lesson_controls las
 LESSON_PROGRESS = "app_lesson_progress"  # {lesson id: {step index: answered / correct / revealed}}
 TEACHER_LESSONS = "app_teacher_lessons"  # {id: Lesson} a teacher uploaded in this session
 LESSON_UPLOAD_DONE = "app_lesson_upload_done"  # the file id of the last upload read (read each file once)
+CHANGES = "app_pending_changes"  # {widget key: value} the user changed, until they make a valid model
+PRESET_CHOSEN = "app_preset_chosen"  # the preset the user (or the link) chose; the model may differ from it since
+
+# ---- the settings controls: {settings name: widget key}
+CONTROL = {c.name: c.name for c in CONTROLS}
 
 # ---- the sidebar's own widgets
 BOTTLENECK = "sidebar_bottleneck"  # the on/off toggle beside the bn_size slider
 LESSON_PICK = "sidebar_lesson_controls"  # the share box's multiselect
 PRESET_RESET = "sidebar_reset_to_preset"  # the button that undoes changes to the chosen preset
+LESSON_BOX = "lesson_box"  # the bordered container a lesson link's controls are drawn in
 
 # ---- page widgets
 BUILD_KINDS, BUILD_BLOCKS = "build_kinds", "build_blocks"
@@ -39,3 +49,46 @@ TRAIN_EPOCHS, TRAIN_START, TRAIN_STOP = "train_epochs", "train_start", "train_st
 TRAIN_REUSE_BLOCK, TRAIN_DIGIT = "train_reuse_block", "train_digit"
 ACC_SOURCE, ACC_CIFAR = "acc_source", "acc_cifar"
 LESSON_PICK_LESSON, LESSON_STEP, LESSON_UPLOAD = "lesson_pick", "lesson_step", "lesson_upload"
+
+# ---- page elements (charts, tables, downloads): a key names them for the tests and keeps them across reruns
+BUILD_LAYER_TABLE, BUILD_LAYERS_CSV = "layer_table", "layers_csv"
+CONN_MATRIX, CONN_DOT_BLOCK, CONN_DOT_NETWORK = "conn_matrix", "dot_block", "dot_network"
+GROWTH_CHANNELS, GROWTH_SPATIAL, GROWTH_RESNET = "channel_chart", "spatial_chart", "resnet_channel_chart"
+MEMORY_COMPARISON_TABLE, MEMORY_COMPARISON_CHART = "comparison_table", "comparison_chart"
+MEMORY_BLOCK_TABLE, MEMORY_BLOCK_CHART, MEMORY_GROWTH_CHART = "block_table", "block_chart", "memory_growth_chart"
+MEMORY_TRADE_TABLE, MEMORY_TRADE_CHART = "trade_table", "trade_chart"
+TRADEOFFS_GROWTH_SWEEP, TRADEOFFS_DEPTH_SWEEP = "growth_sweep", "depth_sweep"
+ACC_CIFAR_CHART, ACC_TABLE, ACC_CSV = "cifar_chart", "accuracy_table", "accuracy_csv"
+FM_GRID, FM_GROUPS, FM_SOURCES = "fm_grid", "fm_groups", "fm_sources"
+TRAIN_CURVES, TRAIN_ACC_PARAMS = "train_curves", "train_acc_params"
+TRAIN_REUSE, TRAIN_FMAPS = "train_reuse", "train_fmaps"
+
+
+def acc_imagenet_chart(x: str) -> str:
+    """The Accuracy page's ImageNet chart against `x` ('params' or 'flops')."""
+    return f"imagenet_{x}_chart"
+
+
+def train_live(epochs_done: int) -> str:
+    """The live training chart after `epochs_done` epochs (a new element per epoch, drawn while training runs)."""
+    return f"train_live_{epochs_done}"
+
+
+def lesson_link(step: int) -> str:
+    """The button that opens a lesson step's page."""
+    return f"lesson_link_{step}"
+
+
+def lesson_answer(lesson_id: str, step: int) -> str:
+    """A lesson step's answer widget (one per lesson and step, so answers stay apart)."""
+    return f"answer_{lesson_id}_{step}"
+
+
+def lesson_check(lesson_id: str, step: int) -> str:
+    """A lesson step's Check button."""
+    return f"check_{lesson_id}_{step}"
+
+
+def lesson_reveal(lesson_id: str, step: int) -> str:
+    """A lesson step's Reveal button."""
+    return f"reveal_{lesson_id}_{step}"

@@ -161,6 +161,35 @@ def resolve_baseline(config: DenseNetConfig, choice: str) -> tuple[str, ResNetCo
     return choice, adapt_baseline(PRESETS[choice], config)
 
 
+def apply_changes(settings: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings with a user's changes (control values; layers per block as typed), checked as one model.
+
+    Raises ValueError naming the control and its range. A baseline of the other stem becomes auto-matching.
+    """
+    new = {**settings, **changes}
+    if "block_config" in changes:
+        new["block_config"] = parse_blocks(changes["block_config"])
+    check_ranges(new)
+    config = config_from_settings(new)
+    check_input_size(config, new["input_size"])
+    if new["baseline"] not in baseline_choices(config.stem):
+        new["baseline"] = "auto-params"
+    new["preset"] = matching_preset(new)
+    return new
+
+
+def with_preset(settings: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The settings with a preset's model, and its family's input size when the stem changes ('custom': as they are)."""
+    if name == CUSTOM:
+        return dict(settings)
+    new = {**settings, **preset_settings(name), "preset": name}
+    if new["stem"] != settings["stem"]:
+        new["input_size"] = default_size(new["stem"])
+    if new["baseline"] not in baseline_choices(new["stem"]):
+        new["baseline"] = "auto-params"
+    return new
+
+
 # ---- parsing one value --------------------------------------------------------------------------
 
 

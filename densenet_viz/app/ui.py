@@ -1,10 +1,10 @@
 """The shared sidebar (URL settings, lesson links) and small display helpers for pages.
 
 Contract for pages: call `get_state()` at the top; it returns the AppState the sidebar (drawn once by
-app.py through `sidebar()`) put in st.session_state. Settings live in three places kept in step: the
-widgets (keys = settings control names), a canonical dict in session state (which survives controls a
-lesson link hides), and the URL query string (so a link reopens the same model). Cached computations are
-in app/caches.py, the state type in app/state.py.
+app.py through `sidebar()`) put in st.session_state. The settings are one dict in session state, read from
+the URL when a session starts; every run draws the widgets from it and writes the URL from it, and only a
+widget's on_change changes it (docs/url-state.md). Cached computations are in app/caches.py, the state type
+in app/state.py.
 """
 
 from __future__ import annotations
@@ -33,61 +33,71 @@ IMPL_TITLES = {
 
 
 # ---- the sidebar -------------------------------------------------------------------------------------
+# One settings dict per session (keys.SETTINGS), read from the URL when the session starts and written back to it
+# on every run. Each run draws every control with that dict's value, and a control changes the dict only from its
+# on_change callback, i.e. when the user moved it: a widget state that Streamlit dropped (a page switch in the
+# middle of a run) comes back at the dict's value instead of the widget's minimum, and is never read back
+# (docs/url-state.md).
+
+BN_DEFAULT = 4  # the bottleneck width a switched-on toggle starts at (DenseNet-B's 4·k)
+_SETTING = {key: name for name, key in keys.CONTROL.items()}  # a control's widget key -> its settings name
 
 
-def _widget_value(name: str, value: Any) -> Any:
-    return us.format_blocks(value) if name == "block_config" else value
+def _shown(name: str, settings: dict[str, Any]) -> Any:
+    """The value the control `name` shows for these settings."""
+    value = settings[name]
+    if name == "block_config":
+        return us.format_blocks(value)
+    return (value or BN_DEFAULT) if name == "bn_size" else value
 
 
-def _on_preset() -> None:
-    """Fill the model controls from the chosen preset (and the input size its family uses)."""
-    name = st.session_state["preset"]
-    if name == us.CUSTOM:
-        return
-    old_stem = st.session_state.get("stem")
-    for field, value in us.preset_settings(name).items():
-        st.session_state[field] = _widget_value(field, value)
-    st.session_state[keys.BOTTLENECK] = PRESETS[name].bn_size > 0
-    if PRESETS[name].bn_size == 0:
-        st.session_state["bn_size"] = 4
-    if PRESETS[name].stem != old_stem:
-        st.session_state["input_size"] = us.default_size(PRESETS[name].stem)
+def _changed(key: str) -> None:
+    """on_change of a settings control: the user's value waits in keys.CHANGES until this run applies it."""
+    ss = st.session_state
+    ss[keys.CHANGES] = {**ss.get(keys.CHANGES, {}), key: ss[key]}
 
 
-def _current_preset() -> str:
-    """The preset the model controls match now ('custom' when none, or when a control is invalid)."""
+def _preset_chosen() -> None:
+    """on_change of the preset menu, on_click of its reset button: the chosen preset's model, other changes dropped."""
+    ss = st.session_state
+    ss[keys.PRESET_CHOSEN] = ss[keys.CONTROL["preset"]]
+    ss[keys.CHANGES] = {}
+    ss[keys.SETTINGS] = us.with_preset(ss[keys.SETTINGS], ss[keys.PRESET_CHOSEN])
+
+
+def _apply_changes(settings: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The settings with the user's pending changes, or as they were and the error that refuses the changes (which
+    stay pending, shown in their controls, until they make a valid model or the control shows something else)."""
+    ss = st.session_state
+    pending = {k: v for k, v in ss.get(keys.CHANGES, {}).items() if k in ss and ss[k] == v}
+    ss[keys.CHANGES] = pending
+    changes = {_SETTING[k]: v for k, v in pending.items() if k != keys.BOTTLENECK}
+    if keys.BOTTLENECK in pending:  # the toggle switches bn_size between 0 and a width
+        width = changes.get("bn_size") or settings["bn_size"] or BN_DEFAULT
+        changes["bn_size"] = width if pending[keys.BOTTLENECK] else 0
+    if not changes:
+        return settings, None
     try:
-        return us.matching_preset(_read_settings(st.session_state[keys.SETTINGS]))
-    except ValueError:
-        return us.CUSTOM
+        settings = us.apply_changes(settings, changes)
+    except ValueError as exc:
+        return settings, f"Invalid settings: {markup.message(exc)}."
+    ss[keys.CHANGES] = {}
+    return settings, None
 
 
-def _read_settings(canonical: dict[str, Any]) -> dict[str, Any]:
-    """Settings from the widgets' session state, falling back to the canonical value (hidden controls)."""
+def _show_settings(settings: dict[str, Any]) -> None:
+    """Put the settings into every control's widget state that shows something else (after a preset, a reset, or
+    a value left from an earlier page), except the user's own pending values."""
     ss = st.session_state
-    settings = {name: ss[name] if name in ss else canonical[name] for name in canonical}
-    if "block_config" in ss:
-        settings["block_config"] = us.parse_blocks(ss["block_config"])
-    if keys.BOTTLENECK in ss and "bn_size" in ss:
-        settings["bn_size"] = ss["bn_size"] if ss[keys.BOTTLENECK] else 0
-    return settings
-
-
-def _init_session() -> None:
-    """Once per session: read the URL into the canonical settings and seed every widget from them."""
-    ss = st.session_state
-    if keys.SETTINGS not in ss:
-        query = us.settings_from_query(st.query_params.to_dict(), available_devices())
-        ss[keys.SETTINGS] = query.settings
-        ss[keys.VISIBLE] = query.visible
-        ss[keys.URL_WARNINGS] = query.warnings
-        ss[keys.URL_SETTINGS] = dict(query.settings)
-    canonical = ss[keys.SETTINGS]
-    for name, value in canonical.items():
-        if name not in ss:
-            ss[name] = _widget_value(name, value if name != "bn_size" or value > 0 else 4)
-    if keys.BOTTLENECK not in ss:
-        ss[keys.BOTTLENECK] = canonical["bn_size"] > 0
+    shown = {keys.CONTROL[n]: _shown(n, settings) for n in settings}
+    shown[keys.BOTTLENECK] = settings["bn_size"] > 0
+    shown[keys.CONTROL["preset"]] = ss[keys.PRESET_CHOSEN]
+    if not settings["bn_size"]:
+        del shown[keys.CONTROL["bn_size"]]  # hidden with the toggle off: keeps its width for the toggle
+    pending = ss.get(keys.CHANGES, {})
+    for key, value in shown.items():
+        if key in ss and ss[key] != value and key not in pending:
+            ss[key] = value
 
 
 def _bounds(name: str) -> tuple[Any, Any]:
@@ -97,69 +107,88 @@ def _bounds(name: str) -> tuple[Any, Any]:
 
 
 def _draw_controls(sb: Any, visible: frozenset[str], headers: bool = True) -> None:
-    """The widgets of the visible controls, in teaching order, in `sb`: st.sidebar, or a container in the page."""
-    c = us.BY_NAME
+    """The widgets of the visible controls, in teaching order, in `sb`: st.sidebar, or a container in the page.
+
+    Each starts from the session's settings and reports a change through its on_change (see above)."""
+    ss = st.session_state
+    settings, c, key = ss[keys.SETTINGS], us.BY_NAME, keys.CONTROL
+
+    def opts(name: str) -> dict[str, Any]:
+        return {"key": key[name], "on_change": _changed, "args": (key[name],)}
+
+    def index(name: str, options: list[str]) -> int:
+        return options.index(settings[name])
+
     if headers and visible & {"preset", *us.MODEL_FIELDS}:
         sb.header("Model")
     if "preset" in visible:
         options = [*us.densenet_presets(), us.CUSTOM]
-        # Only the user writes this menu: a callback of another widget writing it races with the browser's
-        # stale copy of its value, which would fire _on_preset and undo fast slider moves.
-        sb.selectbox(c["preset"].label, options, format_func=lambda n: PRESET_TITLES.get(n, "Custom"), key="preset",
-                     on_change=_on_preset)
-        chosen = st.session_state["preset"]
-        if chosen != us.CUSTOM and _current_preset() != chosen:
+        chosen = ss[keys.PRESET_CHOSEN]
+        sb.selectbox(c["preset"].label, options, index=options.index(chosen), key=key["preset"],
+                     format_func=lambda n: PRESET_TITLES.get(n, "Custom"), on_change=_preset_chosen)
+        if chosen != us.CUSTOM and settings["preset"] != chosen:
             sb.caption(f"Changed from {PRESET_TITLES[chosen]}: a custom model.")
-            sb.button(f"Reset to {PRESET_TITLES[chosen]}", key=keys.PRESET_RESET, on_click=_on_preset)
+            sb.button(f"Reset to {PRESET_TITLES[chosen]}", key=keys.PRESET_RESET, on_click=_preset_chosen)
     if "growth_rate" in visible:
-        sb.slider(c["growth_rate"].label, *_bounds("growth_rate"), key="growth_rate",
-                  help="Channels every dense layer adds.")
+        sb.slider(c["growth_rate"].label, *_bounds("growth_rate"), value=settings["growth_rate"],
+                  help="Channels every dense layer adds.", **opts("growth_rate"))
     if "block_config" in visible:
-        sb.text_input(c["block_config"].label, key="block_config", max_chars=us.MAX_BLOCKS_CHARS,
+        sb.text_input(c["block_config"].label, value=_shown("block_config", settings), max_chars=us.MAX_BLOCKS_CHARS,
                       help="One number per dense block, e.g. 6, 12, 24, 16"
                       f" (1 to {us.MAX_BLOCKS} blocks, {_bounds('block_config')[0]} to "
-                      f"{_bounds('block_config')[1]} layers each).")
+                      f"{_bounds('block_config')[1]} layers each).", **opts("block_config"))
     if "num_init_features" in visible:
-        sb.number_input(c["num_init_features"].label, *_bounds("num_init_features"), step=1, key="num_init_features",
-                        help="Channels the stem hands to the first block.")
+        sb.number_input(c["num_init_features"].label, *_bounds("num_init_features"),
+                        value=settings["num_init_features"], step=1, help="Channels the stem hands to the first block.",
+                        **opts("num_init_features"))
     if "bn_size" in visible:
-        sb.toggle("Bottleneck (1×1 conv before the 3×3, '-B')", key=keys.BOTTLENECK)
-        if st.session_state[keys.BOTTLENECK]:
-            sb.slider("Bottleneck width (× k)", 1, _bounds("bn_size")[1], key="bn_size")  # 0 is the toggle's
+        bottleneck = settings["bn_size"] > 0
+        sb.toggle("Bottleneck (1×1 conv before the 3×3, '-B')", value=bottleneck, key=keys.BOTTLENECK,
+                  on_change=_changed, args=(keys.BOTTLENECK,))
+        if bottleneck:  # 0 is the toggle's
+            sb.slider("Bottleneck width (× k)", 1, _bounds("bn_size")[1], value=settings["bn_size"], **opts("bn_size"))
     if "compression" in visible:
-        sb.slider(c["compression"].label, *_bounds("compression"), step=0.05, key="compression",
-                  help="A transition keeps floor(θ·c) of its c channels ('-C'; θ = 1: no compression).")
+        sb.slider(c["compression"].label, *_bounds("compression"), value=settings["compression"], step=0.05,
+                  help="A transition keeps floor(θ·c) of its c channels ('-C'; θ = 1: no compression).",
+                  **opts("compression"))
     if "stem" in visible:
-        sb.radio(c["stem"].label, us.STEMS, key="stem", horizontal=True,
-                 format_func={"imagenet": "ImageNet (7×7/2 + pool)", "cifar": "CIFAR (3×3)"}.get)
+        sb.radio(c["stem"].label, us.STEMS, index=index("stem", list(us.STEMS)), horizontal=True,
+                 format_func={"imagenet": "ImageNet (7×7/2 + pool)", "cifar": "CIFAR (3×3)"}.get, **opts("stem"))
     if "num_classes" in visible:
-        sb.number_input(c["num_classes"].label, *_bounds("num_classes"), step=1, key="num_classes")
+        sb.number_input(c["num_classes"].label, *_bounds("num_classes"), value=settings["num_classes"], step=1,
+                        **opts("num_classes"))
     if headers and visible & {"input_size", "batch_size", "dtype", "device", "memory_efficient", "efficient_impl"}:
         sb.header("Input and device")
     if "input_size" in visible:
-        sb.number_input(c["input_size"].label, *_bounds("input_size"), step=8, key="input_size")
+        sb.number_input(c["input_size"].label, *_bounds("input_size"), value=settings["input_size"], step=8,
+                        **opts("input_size"))
     if "batch_size" in visible:
-        sb.number_input(c["batch_size"].label, *_bounds("batch_size"), step=1, key="batch_size")
+        sb.number_input(c["batch_size"].label, *_bounds("batch_size"), value=settings["batch_size"], step=1,
+                        **opts("batch_size"))
     if "dtype" in visible:
-        sb.selectbox(c["dtype"].label, us.DTYPES, key="dtype")
+        sb.selectbox(c["dtype"].label, us.DTYPES, index=index("dtype", list(us.DTYPES)), **opts("dtype"))
     if "device" in visible:
-        sb.selectbox(c["device"].label, available_devices(), key="device")
+        devices = available_devices()
+        sb.selectbox(c["device"].label, devices, index=index("device", list(devices)), **opts("device"))
     if "memory_efficient" in visible:
-        sb.toggle(c["memory_efficient"].label, key="memory_efficient",
+        sb.toggle(c["memory_efficient"].label, value=settings["memory_efficient"],
                   help="Keep less for backward and recompute it there instead: no dense layer stores its "
-                       "concatenated input. What each implementation keeps: see its help below.")
-    if "efficient_impl" in visible and st.session_state.get("memory_efficient"):
-        sb.selectbox(c["efficient_impl"].label, us.EFFICIENT_IMPLS, key="efficient_impl", format_func=IMPL_TITLES.get,
+                       "concatenated input. What each implementation keeps: see its help below.",
+                  **opts("memory_efficient"))
+    if "efficient_impl" in visible and settings["memory_efficient"]:
+        impls = list(us.EFFICIENT_IMPLS)
+        sb.selectbox(c["efficient_impl"].label, impls, index=index("efficient_impl", impls),
+                     format_func=IMPL_TITLES.get,
                      help="Recompute BN keeps each layer's 1×1 output and re-runs concat-BN-ReLU in backward, no "
                           "convolution twice. Checkpoint keeps the 1×1 output and its BN-ReLU and re-runs "
-                          "concat-BN-ReLU-Conv1×1. Under autocast, Recompute BN checkpoints instead.")
+                          "concat-BN-ReLU-Conv1×1. Under autocast, Recompute BN checkpoints instead.",
+                     **opts("efficient_impl"))
     if "baseline" in visible:
         if headers:
             sb.header("Baseline")
-        options = us.baseline_choices(st.session_state.get("stem", "imagenet"))
-        if st.session_state.get("baseline") not in options:
-            st.session_state["baseline"] = "auto-params"
-        sb.selectbox(c["baseline"].label, options, format_func=us.baseline_title, key="baseline")
+        options = us.baseline_choices(settings["stem"])
+        sb.selectbox(c["baseline"].label, options, index=options.index(settings["baseline"]),
+                     format_func=us.baseline_title, **opts("baseline"))
 
 
 def _share_box(settings: dict[str, Any], visible: frozenset[str]) -> None:
@@ -192,7 +221,7 @@ def lesson_controls(where: Any = None) -> None:
     if not is_lesson() or not ss[keys.VISIBLE] or ss.get(keys.LESSON_DRAWN) == ss.get(keys.SIDEBAR_RUNS):
         return
     ss[keys.LESSON_DRAWN] = ss.get(keys.SIDEBAR_RUNS)
-    box = (st if where is None else where).container(border=True, key="lesson_box")
+    box = (st if where is None else where).container(border=True, key=keys.LESSON_BOX)
     box.caption("**This lesson's controls**: move them and watch the figure below follow.")
     _draw_controls(box, ss[keys.VISIBLE], headers=False)
 
@@ -203,42 +232,52 @@ def stop_with_error(message: str) -> None:
     st.stop()
 
 
+def _start_session() -> None:
+    """Once per session: the settings from the URL (and what the URL got wrong)."""
+    ss = st.session_state
+    if keys.SETTINGS not in ss:
+        query = us.settings_from_query(st.query_params.to_dict(), available_devices())
+        ss[keys.SETTINGS] = query.settings
+        ss[keys.PRESET_CHOSEN] = query.settings["preset"]
+        ss[keys.VISIBLE] = query.visible
+        ss[keys.URL_WARNINGS] = query.warnings
+        ss[keys.URL_SETTINGS] = dict(query.settings)
+
+
 def sidebar() -> AppState:
-    """Draw the shared controls, validate them, sync the URL, and store the AppState in session state."""
-    _init_session()
+    """Draw the shared controls, apply what the user changed, write the URL, and store the AppState in session state."""
+    _start_session()
     ss = st.session_state
     visible = ss[keys.VISIBLE]
     ss[keys.SIDEBAR_RUNS] = ss.get(keys.SIDEBAR_RUNS, 0) + 1
+    settings, error = _apply_changes(ss[keys.SETTINGS])
+    ss[keys.SETTINGS] = settings
+    _show_settings(settings)
     if is_lesson():
-        # The widgets are drawn later in this run, in the page (lesson_controls); their values are already in
-        # session state (the browser sends them before the run starts), so the state below is current.
+        # The widgets are drawn later in this run, in the page (lesson_controls).
         fixed = [c.label for c in us.CONTROLS if c.name not in visible]
         if visible:
             st.sidebar.caption("This lesson's controls are in the page, above the figure they change.")
         st.sidebar.caption(f"Fixed by this lesson link: {', '.join(fixed)}.")
     else:
         _draw_controls(st.sidebar, visible)
-    try:
-        settings = _read_settings(ss[keys.SETTINGS])
-        settings["preset"] = us.matching_preset(settings)  # the menu may still show the preset it started from
-        us.check_ranges(settings)
-        config = us.config_from_settings(settings)
-        us.check_input_size(config, settings["input_size"])
-    except ValueError as exc:
-        stop_with_error(f"Invalid settings: {markup.message(exc)}.")
-    ss[keys.SETTINGS] = settings
+    shown = visible if len(visible) < len(us.CONTROLS) else None
+    query = us.settings_to_query(settings, shown)
+    query.update({k: v for k, v in st.query_params.to_dict().items() if k in us.PAGE_KEYS})
+    # Every run, unconditionally: st.query_params holds the URL the browser sent with this run's request, which
+    # can be older than what an interrupted run wrote since; comparing with it left stale values in the address bar.
+    st.query_params.from_dict(query)
+    if error:
+        lesson_controls()  # a lesson's controls still show the refused value, above the error
+        stop_with_error(error)
     # What the opening link got wrong stays on screen until the first change of a setting.
     if ss.get(keys.URL_WARNINGS) and settings == ss.get(keys.URL_SETTINGS):
         problems = "\n".join(f"- {markup.message(w)}" for w in ss[keys.URL_WARNINGS])
         st.warning(f"The link had problems, so defaults were used:\n{problems}")
     else:
         ss[keys.URL_WARNINGS] = []
-    shown = visible if len(visible) < len(us.CONTROLS) else None
-    query = us.settings_to_query(settings, shown)
-    query.update({k: v for k, v in st.query_params.to_dict().items() if k in us.PAGE_KEYS})
-    if st.query_params.to_dict() != query:
-        st.query_params.from_dict(query)
     _share_box(settings, visible)
+    config = us.config_from_settings(settings)
     name, baseline = caches.baseline(config, settings["baseline"])
     state = AppState(
         config=config,

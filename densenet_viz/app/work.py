@@ -55,13 +55,7 @@ QUICK_VIEW_S = 1.0  # a view estimated above this runs on the experiment lane: t
 
 
 @st.cache_resource(show_spinner=False, on_release=lambda pool: pool.shutdown())
-def job_pool(lane: str = EXPERIMENT) -> jobs.JobPool:
-    """The server's workers for one lane: EXPERIMENT (training, the measured trade) has DENSENET_VIZ_WORKERS of
-    them (default: all cores but one), started at their first job (a training takes far longer than the start);
-    VIEW (a page's model build, its feature maps) has one of its own, started now, so a student's view never
-    waits for a worker to start nor queues behind a class's trainings (each view is bounded by the budget)."""
-    if lane not in (VIEW, EXPERIMENT):
-        raise ValueError(f"lane must be {VIEW!r} or {EXPERIMENT!r}, got {lane!r}")
+def _lane_pool(lane: str) -> jobs.JobPool:
     workers = jobs.default_workers()
     # Twice a job's memory budget: the estimates that refuse bigger jobs up front are within 1.5x; past this limit a
     # worker's allocation fails and the pool replaces it, whatever a job did.
@@ -69,6 +63,21 @@ def job_pool(lane: str = EXPERIMENT) -> jobs.JobPool:
     if lane == EXPERIMENT:
         return jobs.JobPool(workers, start_now=False, memory_bytes=memory)
     return jobs.JobPool(min(1, workers), memory_bytes=memory)
+
+
+def job_pool(lane: str = EXPERIMENT) -> jobs.JobPool:
+    """The server's workers for one lane: EXPERIMENT (training, the measured trade) has DENSENET_VIZ_WORKERS of
+    them (default: all cores but one), started at their first job (a training takes far longer than the start);
+    VIEW (a page's model build, its feature maps) has one of its own, started now, so a student's view never
+    waits for a worker to start nor queues behind a class's trainings (each view is bounded by the budget)."""
+    if lane not in (VIEW, EXPERIMENT):
+        raise ValueError(f"lane must be {VIEW!r} or {EXPERIMENT!r}, got {lane!r}")
+    # st.cache_resource keys on the arguments as passed: job_pool() and job_pool(lane="experiment") would be two
+    # pools. The lane goes on positionally, as one of the two constants, so each lane has exactly one.
+    return _lane_pool(VIEW if lane == VIEW else EXPERIMENT)
+
+
+job_pool.clear = _lane_pool.clear  # shut every lane's workers down (tests start fresh pools with it)
 
 
 def start_pools() -> None:
