@@ -150,4 +150,4 @@ if question is not None:
 
 base = (getattr(st.context, "url", None) or "").split("?")[0]
 st.caption("Link to this step (for a student or a slide):")
-st.code(f"{base}?lesson={lesson.id}&step={number}", language="text")
+st.code(f"{base}?lesson={lesson.id}&step={number}", language="text", wrap_lines=True)  # no unfocusable scroller

@@ -7,7 +7,7 @@ import streamlit as st
 
 from densenet_viz.app import keys, work
 from densenet_viz.app.caches import digits, training_curves
-from densenet_viz.app.ui import get_state, lesson_controls
+from densenet_viz.app.ui import get_state, lesson_controls, plot
 from densenet_viz.lab import features as fx
 from densenet_viz.lab import tasks, training
 from densenet_viz.viz import feature_charts as fc
@@ -67,7 +67,7 @@ done = min(r.epoch for r in run.final().values())
 if done < run.settings.epochs:
     st.warning(f"Training stopped after epoch {done} of {run.settings.epochs}; the results below are from there.")
 
-st.plotly_chart(training_curves(run), key="train_curves")
+plot(training_curves(run), key="train_curves")
 final = run.final()
 table = pd.DataFrame(
     {
@@ -81,7 +81,7 @@ table = pd.DataFrame(
     }
 )
 left, right = st.columns([1, 1])
-left.plotly_chart(fc.accuracy_vs_params_figure(table), key="train_acc_params")
+plot(fc.accuracy_vs_params_figure(table), key="train_acc_params", where=left)
 right.dataframe(table, hide_index=True, column_config={
     "parameters": st.column_config.NumberColumn(format="%d"),
     "test accuracy (%)": st.column_config.NumberColumn(format="%.1f"),
@@ -99,7 +99,7 @@ st.markdown(
 model = run.model(DENSENET, state.device)  # a fresh eval-mode copy on the sidebar's device
 block = st.selectbox("Dense block", list(range(1, len(config.block_config) + 1)), key=BLOCK_KEY,
                      format_func=lambda b: f"Block {b}")
-st.plotly_chart(fc.reuse_heatmap_figure(training.feature_reuse(model, block)), key="train_reuse")
+plot(fc.reuse_heatmap_figure(training.feature_reuse(model, block)), key="train_reuse")
 st.caption("After only a few epochs the weights are still close to their random start, so rows are flat; "
            "train for more epochs to see layers favour some sources. The paper's map is after 300 epochs on CIFAR.")
 with st.expander("Show the code behind the heatmap"):
@@ -112,13 +112,15 @@ spec = next(s for s in fx.selectable_layers(config, settings.image_size) if s.ki
 fmap, logits = fx.compute_feature_map(model, data.x_test[index : index + 1], config, spec, with_logits=True)
 left, right = st.columns([1, 4])
 left.image(data.test_images[index], caption=f"label {int(data.y_test[index])}, predicted {int(logits.argmax())}",
-           width=140, clamp=True)
+           width=140, clamp=True, alt=f"Held-out digit {index}: a handwritten {int(data.y_test[index])}, "
+                                      f"{settings.image_size}×{settings.image_size} pixels; the DenseNet predicts "
+                                      f"{int(logits.argmax())}.")
 groups = fx.channel_groups(spec, config.growth_rate)
 chosen = fx.spread_channels(groups, 16)
 labels = fx.source_of(groups, fmap.shape[0])
-right.plotly_chart(
+plot(
     fc.feature_grid_figure(fx.grid_maps(fmap, chosen), chosen, [labels[c] for c in chosen], fc.source_colors(groups),
                            f"{fx.layer_label(spec)}: 16 channels, coloured by source", cols=8),
-    key="train_fmaps",
+    key="train_fmaps", where=right,
 )
 st.caption("Every layer and channel of this model: page **Feature maps**, weights 'Trained in this app (digits)'.")

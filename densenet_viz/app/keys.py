@@ -25,6 +25,7 @@ LESSON_UPLOAD_DONE = "app_lesson_upload_done"  # the file id of the last upload 
 BOTTLENECK = "sidebar_bottleneck"  # the on/off toggle beside the bn_size slider
 LESSON_PICK = "sidebar_lesson_controls"  # the share box's multiselect
 PRESET_RESET = "sidebar_reset_to_preset"  # the button that undoes changes to the chosen preset
+PROJECTOR = "sidebar_projector"  # the projector-theme switch (seeded from ?projector=1)
 
 # ---- page widgets
 BUILD_KINDS, BUILD_BLOCKS = "build_kinds", "build_blocks"
