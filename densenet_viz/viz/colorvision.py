@@ -121,3 +121,14 @@ def difference(color1: str, color2: str, deficiency: str | None = None) -> float
 def closest_pairs(colors: dict[str, str], deficiency: str | None = None) -> list[tuple[float, str, str]]:
     """Every pair of named colours with its difference under `deficiency`, smallest first."""
     return sorted((difference(colors[a], colors[b], deficiency), a, b) for a, b in itertools.combinations(colors, 2))
+
+
+def simulate_image(rgb, deficiency: str):
+    """An 8-bit RGB image (H, W, 3 numpy array) as a dichromat sees it (Machado 2009, severity 1.0)."""
+    import numpy as np  # only here: the palette checks above need plain floats alone
+
+    srgb = np.asarray(rgb, dtype=np.float64)[..., :3] / 255
+    linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+    seen = np.clip(linear @ np.asarray(MACHADO_2009[deficiency]).T, 0, 1)
+    out = np.where(seen <= 0.0031308, 12.92 * seen, 1.055 * seen ** (1 / 2.4) - 0.055)
+    return np.round(out * 255).astype(np.uint8)
