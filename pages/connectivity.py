@@ -73,7 +73,7 @@ st.markdown(
     "mixed into one sum. A **dense layer** *concatenates*: earlier maps are kept as they are and every later "
     "layer can read them directly."
 )
-dense_col, res_col = st.columns(2)
+dense_col, res_col = (st, st) if ui.is_projector() else st.columns(2)  # a projector needs them full width
 ui.graph(graphs.dense_layer_trace(config, block, layer, size), "conn_dense_layer", where=dense_col)
 ui.graph(graphs.resnet_block_trace(state.baseline, size), "conn_resnet_block", where=res_col)
 

@@ -27,7 +27,8 @@ import numpy as np
 import pytest
 from conftest import ARTIFACTS, ROOT
 from PIL import Image
-from test_browser import PAGES, RUN_TIMEOUT_MS, no_exception, settle
+from test_browser import PAGES, RUN_TIMEOUT_MS, no_exception, screenshot, settle
+from test_mobile import draw_every_chart
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -250,3 +251,109 @@ def test_an_uploaded_image_shown(tab, app_url, axe_source):
     tab.get_by_text("Block 1 output").first.wait_for(timeout=RUN_TIMEOUT_MS)
     settle(tab)
     assert_none(check(tab, axe_source, "Feature maps: an uploaded image"), "upload")
+
+
+FOCUSED = """() => { const e = document.activeElement;
+  return e ? {tag: e.tagName, role: e.getAttribute('role'), label: e.getAttribute('aria-label') || '',
+              text: (e.innerText || '').trim().slice(0, 80), type: e.getAttribute('type') || ''} : null; }"""
+
+
+def tab_to(page, wanted, limit: int = 120, back: bool = False) -> int:
+    """Press Tab (Shift+Tab if `back`) until the focused element satisfies `wanted`; returns how many presses."""
+    for presses in range(1, limit + 1):
+        page.keyboard.press("Shift+Tab" if back else "Tab")
+        focused = page.evaluate(FOCUSED)
+        if focused and wanted(focused):
+            return presses
+    pytest.fail(f"{limit} Tab presses never reached the element; last focused: {page.evaluate(FOCUSED)}")
+
+
+def test_a_lesson_can_be_done_with_the_keyboard_alone(browser_context, app_url):
+    """Reach the answer field, answer, Check, Reveal, open the step's page, move its control, come back: Tab,
+    typing, Enter, Space and arrow keys only (no mouse, no clicks)."""
+    page = browser_context.new_page()
+    try:
+        open_path(page, app_url, LESSON_STEP)
+        presses = {"answer": tab_to(page, lambda f: f["label"].startswith("Your answer"))}
+        page.keyboard.type("1")
+        page.keyboard.press("Enter")  # commits the number
+        settle(page)
+        presses["check"] = tab_to(page, lambda f: f["tag"] == "BUTTON" and f["text"] == "Check")
+        page.keyboard.press("Enter")
+        page.get_by_text("Not quite").wait_for(timeout=RUN_TIMEOUT_MS)
+        settle(page)
+        presses["reveal"] = tab_to(page, lambda f: f["tag"] == "BUTTON" and f["text"] == "Reveal")
+        page.keyboard.press("Space")
+        page.get_by_text("Answer:").first.wait_for(timeout=RUN_TIMEOUT_MS)
+        settle(page)
+        progress = page.locator('[data-testid="stProgress"]').inner_text()
+        assert "1 of" in progress, progress
+        # The step's page, from its link button above the question (a link: Enter opens it, in a new tab).
+        presses["open"] = tab_to(page, lambda f: f["tag"] == "A" and "Open the" in f["text"], back=True)
+        with browser_context.expect_page() as opened:
+            page.keyboard.press("Enter")
+        step = opened.value
+        try:
+            step.wait_for_selector('[data-testid="stSidebarNavLink"]', timeout=RUN_TIMEOUT_MS)
+            settle(step)
+            presses["control"] = tab_to(step, lambda f: f["type"] == "range" or f["role"] == "slider")
+            slider = step.locator('.st-key-growth_rate input[type="range"]')
+            assert slider.evaluate("e => e === document.activeElement"), "the focused slider is the growth rate"
+            before = int(slider.input_value())
+            chart_before = step.locator(".st-key-channel_chart .js-plotly-plot").evaluate(
+                "gd => Array.from(gd._fullData.find(t => t.name.includes('current')).y)")
+            step.keyboard.press("ArrowRight")
+            step.wait_for_function("v => document.querySelector('.st-key-growth_rate input[type=\"range\"]')"
+                                   "?.value == v", arg=str(before + 1))
+            settle(step)
+            chart_after = step.locator(".st-key-channel_chart .js-plotly-plot").evaluate(
+                "gd => Array.from(gd._fullData.find(t => t.name.includes('current')).y)")
+            assert chart_after[1] - chart_after[0] == before + 1 != chart_before[1] - chart_before[0]
+            no_exception(step, "the step's page after a key press")
+        finally:
+            step.close()
+        # Back on the lesson: the answer, the revealed number and the progress are all still there.
+        page.bring_to_front()
+        assert page.get_by_text("Answer:").count() >= 1
+        assert "1 of" in page.locator('[data-testid="stProgress"]').inner_text()
+        print(f"\nTab presses to each stop of the keyboard walk: {presses}")
+    finally:
+        page.close()
+
+
+PROJECTOR_PAGES = {"growth": "growth?preset=densenet_bc_100_12", "connectivity": "connectivity?blocks=6-12-24-16"}
+
+
+def test_the_projector_theme_in_the_browser(tab, app_url, axe_source, artifacts):
+    """?projector=1: the page's type grows (root 24 px), charts and diagrams get larger type and thicker lines,
+    still no axe violation. Screenshots of both themes, and of the default ones as colour-blind students see
+    them (Machado 2009), go to test-artifacts/ (a11y-*.png)."""
+    from densenet_viz.viz import colorvision
+
+    for name, path in PROJECTOR_PAGES.items():
+        for theme, query in (("default", ""), ("projector", "&projector=1")):
+            open_path(tab, app_url, path + query)
+            draw_every_chart(tab)
+            root_px = tab.evaluate("() => parseFloat(getComputedStyle(document.documentElement).fontSize)")
+            assert root_px == (24 if theme == "projector" else 16), (name, theme, root_px)
+            if name == "growth":
+                title_px = tab.locator(".st-key-channel_chart .gtitle").first.evaluate(
+                    "e => parseFloat(getComputedStyle(e).fontSize)")
+                assert title_px >= (30 if theme == "projector" else 20), title_px
+                widths = tab.locator(".st-key-channel_chart .js-plotly-plot").evaluate(
+                    "gd => gd._fullData.map(t => t.line.width)")
+                assert min(widths) >= (5 if theme == "projector" else 2), widths
+            else:
+                sizes = tab.locator('[data-testid="stGraphVizChart"] svg text').evaluate_all(
+                    "ts => ts.map(t => parseFloat(t.getAttribute('font-size')))")
+                assert min(sizes) >= (22 if theme == "projector" else 14), sizes[:5]
+            if theme == "projector":
+                assert tab.locator(".st-key-sidebar_projector input").is_checked()
+                assert_none(check(tab, axe_source, f"{name}: projector theme", widths=("1400px",)), "projector")
+            shot = artifacts / f"a11y-{name}-{theme}.png"
+            screenshot(tab, artifacts, shot.stem)
+            if theme == "default":
+                pixels = np.asarray(Image.open(shot).convert("RGB"))
+                for deficiency in colorvision.DEFICIENCIES:
+                    Image.fromarray(colorvision.simulate_image(pixels, deficiency)).save(
+                        artifacts / f"a11y-{name}-{deficiency}.png")

@@ -375,7 +375,7 @@ def plot(fig, key: str, where: Any = None) -> None:
     its text alternative (describe.figure) under it; `where` is a column or container (the page by default)."""
     alt = describe.figure(fig)  # from the figure as built (to_dict writes its arrays in plotly's binary form)
     if is_projector():
-        spec = style.projector_spec(fig.to_dict())
+        spec = style.projector_spec(fig.to_dict(), dark=is_dark())
         fig = figure(spec["data"], spec["layout"])
     (st if where is None else where).plotly_chart(fig, key=key, theme="streamlit", config={"displaylogo": False})
     text_alternative(alt, key, where)

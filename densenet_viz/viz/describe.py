@@ -196,11 +196,10 @@ def graph(trace: Trace) -> TextAlternative:
     for e in trace.edges:
         kinds[e.kind] = kinds.get(e.kind, 0) + 1
     counted = ", ".join(f"{n} {_EDGE_WORDS.get(k, k)}" for k, n in kinds.items())
-    order = " → ".join(labels[n.id].split(" ")[0] for n in trace.nodes[:LISTED])
-    if len(trace.nodes) > LISTED:
-        order += f" → … ({len(trace.nodes) - LISTED} more)"
+    names = [n.label.split("\n")[0].split(":")[0] for n in trace.nodes]  # a box's first line, up to its details
+    order = "; ".join(names[:LISTED]) + (f"; … ({len(names) - LISTED} more)" if len(names) > LISTED else "")
     summary = (f"Diagram: {trace.title}. {len(trace.nodes)} boxes and {len(trace.edges)} arrows ({counted}). "
-               f"Boxes in order: {order}.")
+               f"Boxes, in order: {order}.")
     table = pd.DataFrame({
         "from": [labels[e.src] for e in trace.edges],
         "to": [labels[e.dst] for e in trace.edges],

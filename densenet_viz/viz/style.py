@@ -124,11 +124,16 @@ def _scale_fonts(node: Any) -> None:
         _scale_fonts(value)
 
 
-def projector_spec(spec: dict) -> dict:
-    """A figure's dict ({"data": ..., "layout": ...}, e.g. fig.to_dict()) in the projector theme, changed in place."""
+def projector_spec(spec: dict, dark: bool = False) -> dict:
+    """A figure's dict ({"data": ..., "layout": ...}, e.g. fig.to_dict()) in the projector theme, changed in place:
+    larger type in the full text colour (Streamlit's chart theme greys axis text), thicker lines, drawn axes."""
     layout = spec.setdefault("layout", {})
     layout.setdefault("font", {"size": TICK_SIZE})
     _scale_fonts(spec)
+    fg = foreground(dark)
+    layout["font"]["color"] = fg
+    if isinstance(layout.get("title"), dict):
+        layout["title"].setdefault("font", {})["color"] = fg
     for trace in spec.get("data", []):
         if "line" in trace or trace.get("type", "scatter") == "scatter":
             line = trace.setdefault("line", {})
@@ -142,7 +147,14 @@ def projector_spec(spec: dict) -> dict:
     for shape in layout.get("shapes", []):
         shape.setdefault("line", {})["width"] = max(3, 2 * shape["line"].get("width", 2))
     for key in [k for k in layout if k.startswith(("xaxis", "yaxis"))]:
-        layout[key].update(showline=True, linewidth=3, gridwidth=2, ticks="outside", tickwidth=2)
+        axis = layout[key]
+        axis.update(showline=True, linewidth=3, linecolor=fg, gridwidth=2, gridcolor=muted(dark), ticks="outside",
+                    tickwidth=2, tickcolor=fg)
+        axis.setdefault("tickfont", {})["color"] = fg
+        if isinstance(axis.get("title"), dict):
+            axis["title"].setdefault("font", {})["color"] = fg
+    for note in layout.get("annotations", []):  # panel titles and labels
+        note.setdefault("font", {})["color"] = fg
     if "height" in layout:
         layout["height"] = round(layout["height"] * PROJECTOR_HEIGHT_SCALE)
     margin = layout.get("margin")
