@@ -193,3 +193,15 @@ def test_images_have_alt_text():
     at = open_page("features", {"preset": "densenet_bc_100_12"})
     alts = [img.alt for element in at.get("image") for img in element.proto.imgs]
     assert any(alt.startswith("The network's input: the sample image") and "32×32 pixels" in alt for alt in alts), alts
+
+
+@pytest.mark.parametrize(("theme", "color"), [("light", style.foreground(False)), ("dark", style.foreground(True))])
+def test_chart_text_is_in_the_full_text_colour_of_the_theme(theme, color):
+    """Streamlit's chart theme greys axis text to #808495 (3.8:1 on white); ui.plot sets it to the text colour."""
+    at = open_page("memory", {"preset": "densenet_bc_100_12"}, theme=theme)
+    for key in ("comparison_chart", "block_chart"):
+        layout = plotly(at, key)["layout"]
+        for axis in [v for k, v in layout.items() if k.startswith(("xaxis", "yaxis"))]:
+            assert axis["tickfont"]["color"] == color and axis["title"]["font"]["color"] == color
+        assert all(note["font"]["color"] == color for note in layout.get("annotations", []))
+        assert layout["legend"]["font"]["color"] == color

@@ -9,6 +9,7 @@ in app/caches.py, the state type in app/state.py.
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 from pathlib import Path
@@ -376,7 +377,10 @@ def plot(fig, key: str, where: Any = None) -> None:
     alt = describe.figure(fig)  # from the figure as built (to_dict writes its arrays in plotly's binary form)
     if is_projector():
         spec = style.projector_spec(fig.to_dict(), dark=is_dark())
-        fig = figure(spec["data"], spec["layout"])
+    else:  # the traces as they are; a copy of the layout but its template (a cached figure may be shared)
+        layout = {k: v if k == "template" else copy.deepcopy(v) for k, v in fig.layout.to_plotly_json().items()}
+        spec = {"data": [t.to_plotly_json() for t in fig.data], "layout": style.readable_text(layout, is_dark())}
+    fig = figure(spec["data"], spec["layout"])
     (st if where is None else where).plotly_chart(fig, key=key, theme="streamlit", config={"displaylogo": False})
     text_alternative(alt, key, where)
 

@@ -124,16 +124,33 @@ def _scale_fonts(node: Any) -> None:
         _scale_fonts(value)
 
 
+def readable_text(layout: dict, dark: bool = False) -> dict:
+    """A figure's layout with every text in the page's full text colour, changed in place: Streamlit's chart theme
+    draws axis titles, ticks, annotations and legends in #808495, 3.8:1 on white (WCAG 1.4.3 asks 4.5:1)."""
+    fg = foreground(dark)
+    layout.setdefault("font", {})["color"] = fg
+    for part in ("title", "legend"):
+        if isinstance(layout.get(part), dict):
+            layout[part].setdefault("font", {})["color"] = fg
+    for key in [k for k in layout if k.startswith(("xaxis", "yaxis"))]:
+        axis = layout[key]
+        axis.setdefault("tickfont", {})["color"] = fg
+        title = axis.setdefault("title", {})
+        if isinstance(title, dict):
+            title.setdefault("font", {})["color"] = fg
+    for note in layout.get("annotations", []):  # panel titles and labels (a coloured swatch keeps its own colour)
+        note.setdefault("font", {})["color"] = fg
+    return layout
+
+
 def projector_spec(spec: dict, dark: bool = False) -> dict:
     """A figure's dict ({"data": ..., "layout": ...}, e.g. fig.to_dict()) in the projector theme, changed in place:
-    larger type in the full text colour (Streamlit's chart theme greys axis text), thicker lines, drawn axes."""
+    larger type in the full text colour, thicker lines, drawn axes, a taller figure."""
     layout = spec.setdefault("layout", {})
     layout.setdefault("font", {"size": TICK_SIZE})
     _scale_fonts(spec)
+    readable_text(layout, dark)
     fg = foreground(dark)
-    layout["font"]["color"] = fg
-    if isinstance(layout.get("title"), dict):
-        layout["title"].setdefault("font", {})["color"] = fg
     for trace in spec.get("data", []):
         if "line" in trace or trace.get("type", "scatter") == "scatter":
             line = trace.setdefault("line", {})
@@ -147,14 +164,8 @@ def projector_spec(spec: dict, dark: bool = False) -> dict:
     for shape in layout.get("shapes", []):
         shape.setdefault("line", {})["width"] = max(3, 2 * shape["line"].get("width", 2))
     for key in [k for k in layout if k.startswith(("xaxis", "yaxis"))]:
-        axis = layout[key]
-        axis.update(showline=True, linewidth=3, linecolor=fg, gridwidth=2, gridcolor=muted(dark), ticks="outside",
-                    tickwidth=2, tickcolor=fg)
-        axis.setdefault("tickfont", {})["color"] = fg
-        if isinstance(axis.get("title"), dict):
-            axis["title"].setdefault("font", {})["color"] = fg
-    for note in layout.get("annotations", []):  # panel titles and labels
-        note.setdefault("font", {})["color"] = fg
+        layout[key].update(showline=True, linewidth=3, linecolor=fg, gridwidth=2, gridcolor=muted(dark),
+                           ticks="outside", tickwidth=2, tickcolor=fg)
     if "height" in layout:
         layout["height"] = round(layout["height"] * PROJECTOR_HEIGHT_SCALE)
     margin = layout.get("margin")
