@@ -122,7 +122,7 @@ def _heatmap(trace: dict, name: str, cells: bool) -> tuple[str, list[dict]]:
     finite = z[np.isfinite(z)]
     if not finite.size:
         return f"{name}: {rows} × {cols} cells, no values", []
-    sentence = (f"{name or 'matrix'}: {rows} rows × {cols} columns, values from {number(finite.min())} to "
+    sentence = (f"{name or 'Matrix'}: {rows} rows × {cols} columns, values from {number(finite.min())} to "
                 f"{number(finite.max())}, mean {number(finite.mean())}")
     if cells:  # a matrix a student can read: every cell
         records = [{"series": name, "row": plain_text(ys[r]), "column": plain_text(xs[c]), "value": z[r, c]}
@@ -142,7 +142,7 @@ def figure(fig) -> TextAlternative:
     traces = [t.to_plotly_json() for t in fig.data]
     cells = sum(np.size(t.get("z")) for t in traces if t.get("type") == "heatmap") <= CELLS
     sentences, records = [], []
-    heatmaps = 0
+    maps: list[tuple[str, float, float]] = []  # (name, lowest, highest) of each heatmap
     for trace in traces:
         kind = trace.get("type", "scatter")
         xs, ys = _values(trace.get("x")), _values(trace.get("y"))
@@ -152,11 +152,12 @@ def figure(fig) -> TextAlternative:
         name = plain_text(trace.get("name"))
         label = f"{panel}, {name}" if panel and name and panel != name else (name or panel)
         if kind == "heatmap":
-            heatmaps += 1
-            sentence, rows = _heatmap(trace, label, cells)
+            sentence, rows = _heatmap(trace, name or panel, cells)
             records += [{"panel": panel, **r} for r in rows]
-            if heatmaps <= LISTED:
-                sentences.append(sentence)
+            sentences.append(sentence)
+            z = np.asarray(trace.get("z"), dtype=float)
+            if np.isfinite(z).any():
+                maps.append((name or panel, float(np.nanmin(z)), float(np.nanmax(z))))
             continue
         texts = _values(trace.get("text")) if "text" in str(trace.get("mode", "")) else []
         sentences.append(_bar_sentence(label, xs, ys) if kind == "bar" else _scatter_sentence(label, xs, ys, texts))
@@ -166,8 +167,14 @@ def figure(fig) -> TextAlternative:
                 x, y = y, x
             records.append({"panel": panel, "series": name, "label": labels[i] if i < len(labels) else "",
                             "x": x, "y": y})
-    if heatmaps > LISTED:
-        sentences.append(f"and {heatmaps - LISTED} more maps, every one in the table")
+    if len(maps) > 3:  # a grid of maps: one sentence for all, each map's numbers in the table
+        shape = np.shape(next(t["z"] for t in traces if t.get("type") == "heatmap"))
+        low, high = min(maps, key=lambda m: m[1]), max(maps, key=lambda m: m[2])
+        sentences = [s for s in sentences if not any(s.startswith(f"{m[0]}:") for m in maps)]
+        named = ", ".join(m[0] for m in maps[:LISTED]) + (", …" if len(maps) > LISTED else "")
+        sentences.append(f"{len(maps)} maps of {' × '.join(map(str, shape))} values ({named}); "
+                         f"the lowest value {number(low[1])} is in {low[0]}, "
+                         f"the highest {number(high[2])} in {high[0]}")
     # One pair of axis titles names the table's columns; panels (subplots) name theirs in the panel column.
     x_titles = list(dict.fromkeys(t for k in layout if k.startswith("xaxis") if (t := _axis_title(layout, k))))
     y_titles = list(dict.fromkeys(t for k in layout if k.startswith("yaxis") if (t := _axis_title(layout, k))))
