@@ -106,7 +106,7 @@ st.query_params["lesson"], st.query_params["step"] = lesson.id, str(number)
 
 st.markdown(step.text)
 if step.page:
-    url = f"./{step.page}?{us.query_string(step.query)}"
+    url = f"./{step.page}?{us.query_string(step.query)}" + (f"&{us.PROJECTOR_KEY}=1" if ui.is_projector() else "")
     shown = ", ".join(us.BY_NAME[n].label for n in step.show) if step.show else "none"
     st.link_button(f"Open the {step.page} page for this step", url, icon=":material/open_in_new:",
                    key=f"lesson_link_{number}",

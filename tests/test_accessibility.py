@@ -320,7 +320,8 @@ def test_a_lesson_can_be_done_with_the_keyboard_alone(browser_context, app_url):
         page.close()
 
 
-PROJECTOR_PAGES = {"growth": "growth?preset=densenet_bc_100_12", "connectivity": "connectivity?blocks=6-12-24-16"}
+# Memory: DenseNet vs ResNet bars, plain vs memory-efficient lines; Connectivity: every kind of box, highlighted edges.
+PROJECTOR_PAGES = {"memory": "memory?preset=densenet_bc_100_12", "connectivity": "connectivity?blocks=6-12-24-16"}
 
 
 def test_the_projector_theme_in_the_browser(tab, app_url, axe_source, artifacts):
@@ -335,11 +336,11 @@ def test_the_projector_theme_in_the_browser(tab, app_url, axe_source, artifacts)
             draw_every_chart(tab)
             root_px = tab.evaluate("() => parseFloat(getComputedStyle(document.documentElement).fontSize)")
             assert root_px == (24 if theme == "projector" else 16), (name, theme, root_px)
-            if name == "growth":
-                title_px = tab.locator(".st-key-channel_chart .gtitle").first.evaluate(
+            if name == "memory":
+                title_px = tab.locator(".st-key-memory_growth_chart .gtitle").first.evaluate(
                     "e => parseFloat(getComputedStyle(e).fontSize)")
                 assert title_px >= (30 if theme == "projector" else 20), title_px
-                widths = tab.locator(".st-key-channel_chart .js-plotly-plot").evaluate(
+                widths = tab.locator(".st-key-memory_growth_chart .js-plotly-plot").evaluate(
                     "gd => gd._fullData.map(t => t.line.width)")
                 assert min(widths) >= (5 if theme == "projector" else 2), widths
             else:
@@ -352,7 +353,7 @@ def test_the_projector_theme_in_the_browser(tab, app_url, axe_source, artifacts)
             shot = artifacts / f"a11y-{name}-{theme}.png"
             screenshot(tab, artifacts, shot.stem)
             if theme == "default":  # the top of the page (title, first chart or diagram) is enough to look at
-                pixels = np.asarray(Image.open(shot).convert("RGB"))[:1600]
+                pixels = np.asarray(Image.open(shot).convert("RGB"))[:2000]
                 for deficiency in colorvision.DEFICIENCIES:
                     Image.fromarray(colorvision.simulate_image(pixels, deficiency)).save(
                         artifacts / f"a11y-{name}-{deficiency}.png")
