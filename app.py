@@ -40,6 +40,7 @@ from densenet_viz.app import ui, work  # noqa: E402  (after st.navigation: see a
 work.freeze_heap()  # once per process: keeps full garbage collections cheap (see work.freeze_heap)
 work.start_pools()  # once per process (the launcher has usually done it before the server listened)
 ui.sidebar()
+ui.projector_switch()  # large type and thick lines for a projector: ?projector=1 or the sidebar's switch
 lesson_slot = st.container()  # where a lesson link's controls go on a page that does not place them itself
 navigation.run()
 ui.lesson_controls(lesson_slot)

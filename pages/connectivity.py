@@ -56,7 +56,7 @@ if n_layers > GRAPH_DEFAULT_LAYERS:
                f"(the graph is offered up to {MAX_GRAPH_LAYERS} layers).")
 dot = graphs.draw(trace, highlight=f"x{layer}", dark=dark)
 if view == GRAPH:
-    st.graphviz_chart(dot, width="stretch")
+    ui.graph(trace, "conn_graph", highlight=f"x{layer}")
     # On a phone the graph shrinks to the screen; its labels are vector text that stays sharp when zoomed.
     st.caption("Too small to read? Zoom in (pinch on a phone, or the chart's full-screen button), or show the "
                "block as a matrix.")
@@ -73,13 +73,14 @@ st.markdown(
     "mixed into one sum. A **dense layer** *concatenates*: earlier maps are kept as they are and every later "
     "layer can read them directly."
 )
-dense_col, res_col = st.columns(2)
-dense_col.graphviz_chart(graphs.draw(graphs.dense_layer_trace(config, block, layer, size), dark=dark), width="stretch")
-res_col.graphviz_chart(graphs.draw(graphs.resnet_block_trace(state.baseline, size), dark=dark), width="stretch")
+dense_col, res_col = (st, st) if ui.is_projector() else st.columns(2)  # a projector needs them full width
+ui.graph(graphs.dense_layer_trace(config, block, layer, size), "conn_dense_layer", where=dense_col)
+ui.graph(graphs.resnet_block_trace(state.baseline, size), "conn_resnet_block", where=res_col)
 
 st.header("The whole network")
-network = graphs.draw(graphs.network_trace(config, size), dark=dark)
-st.graphviz_chart(network, width="content")
+network_trace = graphs.network_trace(config, size)
+ui.graph(network_trace, "conn_network", width="content")
+network = graphs.draw(network_trace, dark=dark)  # the DOT download, in the page's theme
 st.download_button(
     "Download the network's DOT source", network.source, file_name="densenet.dot", mime="text/vnd.graphviz",
     key=keys.CONN_DOT_NETWORK,

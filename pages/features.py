@@ -17,7 +17,7 @@ from densenet_viz.app.caches import (
     weights_view,
 )
 from densenet_viz.app.state import config_key
-from densenet_viz.app.ui import get_state, lesson_controls, show_code
+from densenet_viz.app.ui import get_state, lesson_controls, plot, show_code
 from densenet_viz.app.uploads import warn_if_upload_lost
 from densenet_viz.lab import features as fx
 from densenet_viz.lab import images, tasks, training, weights
@@ -88,12 +88,14 @@ try:
         index = left.slider("Test digit", 0, len(data.y_test) - 1, 0, key=DIGIT_KEY)
         x, display = data.x_test[index : index + 1], data.test_images[index]
         notes, image_key = [f"label {int(data.y_test[index])}"], ("digit", index)
+        seen = f"held-out digit {index}, a handwritten {int(data.y_test[index])}"
     else:
         crop = 0.875 if mode == LOADED and config.stem == "imagenet" else 1.0  # torchvision's resize 256, crop 224
         if source == SAMPLE:
             name = left.selectbox("Sample (bundled with scikit-image)", list(images.SAMPLE_IMAGES), key=SAMPLE_KEY,
                                   format_func=images.SAMPLE_IMAGES.get)
             pre, image_key = sample_input(name, size, config.in_channels, crop), ("sample", name)
+            seen = f"the sample image {images.SAMPLE_IMAGES[name]}"
         else:
             upload = left.file_uploader(f"Image ({images.ALLOWED_TEXT}, up to {images.MAX_UPLOAD_MIB} MiB)",
                                         type=list(images.UPLOAD_EXTENSIONS), key=UPLOAD_KEY,
@@ -103,6 +105,7 @@ try:
                 st.info("Upload an image to see its feature maps.")
                 st.stop()
             pre, image_key = prepared_upload(upload, size, config.in_channels, crop), ("upload", upload_digest(upload))
+            seen = f"your upload {upload.name}"
             if pre is None:
                 st.stop()
         x, display, notes = pre.tensor, pre.display, list(pre.notes)
@@ -110,7 +113,9 @@ try:
 except ValueError as exc:
     st.error(f"This image cannot be used: {markup.message(exc)}")
     st.stop()
-right.image(display, caption=f"What the network sees: {size}×{size}, {config.in_channels} channel(s)", width=220)
+right.image(display, caption=f"What the network sees: {size}×{size}, {config.in_channels} channel(s)", width=220,
+            alt=f"The network's input: {seen}, resized and cropped to {size}×{size} pixels, "
+                f"{'grey' if config.in_channels == 1 else 'colour'}.")
 if notes:
     right.caption(markup.message("; ".join(notes)))
 
@@ -156,16 +161,15 @@ except (ValueError, RuntimeError, LookupError) as exc:  # a loaded file that doe
     st.stop()
 
 channels, colors = view.shape[0], fc.source_colors(groups)
-st.plotly_chart(fc.sources_grid_figure(view.maps, groups, n_show, fx.layer_label(spec)), key=keys.FM_GRID)
+plot(fc.sources_grid_figure(view.maps, groups, n_show, fx.layer_label(spec)), key=keys.FM_GRID)
 if spec.kind == "dense_block":
     st.markdown(
         f"Block {spec.block}'s output: **{spec.in_channels}** channels of x₀ followed by **{len(groups) - 1} × "
         f"{config.growth_rate}** new channels, {channels} in all. The next unit reads all of them."
     )
-    st.plotly_chart(fc.channel_groups_figure(groups, colors, f"Block {spec.block} output: who produced each channel"),
-                    key=keys.FM_GROUPS)
-    st.plotly_chart(fc.source_means_figure(view.summary, colors, "Mean activation per source layer"),
-                    key=keys.FM_SOURCES)
+    plot(fc.channel_groups_figure(groups, colors, f"Block {spec.block} output: who produced each channel"),
+         key=keys.FM_GROUPS)
+    plot(fc.source_means_figure(view.summary, colors, "Mean activation per source layer"), key=keys.FM_SOURCES)
 st.subheader("Per-channel statistics")
 st.dataframe(view.stats, hide_index=True, height=260,
              column_config={c: st.column_config.NumberColumn(format="%.4g") for c in ("mean", "std", "min", "max")})

@@ -108,7 +108,7 @@ st.query_params["lesson"], st.query_params["step"] = lesson.id, str(number)
 
 st.markdown(step.text)
 if step.page:
-    url = f"./{step.page}?{us.query_string(step.query)}"
+    url = f"./{step.page}?{us.query_string(step.query)}" + (f"&{us.PROJECTOR_KEY}=1" if ui.is_projector() else "")
     shown = ", ".join(us.BY_NAME[n].label for n in step.show) if step.show else "none"
     st.link_button(f"Open the {step.page} page for this step", url, icon=":material/open_in_new:",
                    key=keys.lesson_link(number),
@@ -152,4 +152,4 @@ if question is not None:
 
 base = (getattr(st.context, "url", None) or "").split("?")[0]
 st.caption("Link to this step (for a student or a slide):")
-st.code(f"{base}?lesson={lesson.id}&step={number}", language="text")
+st.code(f"{base}?lesson={lesson.id}&step={number}", language="text", wrap_lines=True)  # no unfocusable scroller

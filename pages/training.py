@@ -7,7 +7,7 @@ import streamlit as st
 
 from densenet_viz.app import keys, work
 from densenet_viz.app.caches import digits, trained_views, training_curves
-from densenet_viz.app.ui import get_state, lesson_controls
+from densenet_viz.app.ui import get_state, lesson_controls, plot
 from densenet_viz.lab import features as fx
 from densenet_viz.lab import tasks, training
 from densenet_viz.viz import feature_charts as fc
@@ -66,10 +66,10 @@ done = min(r.epoch for r in run.final().values())
 if done < run.settings.epochs:
     st.warning(f"Training stopped after epoch {done} of {run.settings.epochs}; the results below are from there.")
 
-st.plotly_chart(training_curves(run), key=keys.TRAIN_CURVES)
+plot(training_curves(run), key=keys.TRAIN_CURVES)
 table = pd.DataFrame(run.summary())
 left, right = st.columns([1, 1])
-left.plotly_chart(fc.accuracy_vs_params_figure(table), key=keys.TRAIN_ACC_PARAMS)
+plot(fc.accuracy_vs_params_figure(table), key=keys.TRAIN_ACC_PARAMS, where=left)
 right.dataframe(table, hide_index=True, column_config={
     "parameters": st.column_config.NumberColumn(format="%d"),
     "test accuracy (%)": st.column_config.NumberColumn(format="%.1f"),
@@ -86,7 +86,7 @@ st.markdown(
 )
 block = st.selectbox("Dense block", list(range(1, len(config.block_config) + 1)), key=BLOCK_KEY,
                      format_func=lambda b: f"Block {b}")
-reuse_slot = st.empty()
+reuse_slot = st.container()  # filled below, from the same job as the maps
 st.caption("After only a few epochs the weights are still close to their random start, so rows are flat; "
            "train for more epochs to see layers favour some sources. The paper's map is after 300 epochs on CIFAR.")
 with st.expander("Show the code behind the heatmap"):
@@ -101,10 +101,12 @@ views = trained_views(run, state.device, spec.path, data.x_test[index : index + 
 if views is None:
     st.stop()
 view, reuse = views
-reuse_slot.plotly_chart(fc.reuse_heatmap_figure(reuse), key=keys.TRAIN_REUSE)
+plot(fc.reuse_heatmap_figure(reuse), key=keys.TRAIN_REUSE, where=reuse_slot)
 left, right = st.columns([1, 4])
 left.image(data.test_images[index], caption=f"label {int(data.y_test[index])}, predicted {int(view.logits.argmax())}",
-           width=140, clamp=True)
-right.plotly_chart(fc.sources_grid_figure(view.maps, fx.channel_groups(spec, config.growth_rate), 16,
-                                          fx.layer_label(spec)), key=keys.TRAIN_FMAPS)
+           width=140, clamp=True, alt=f"Held-out digit {index}: a handwritten {int(data.y_test[index])}, "
+                                      f"{settings.image_size}×{settings.image_size} pixels; the DenseNet predicts "
+                                      f"{int(view.logits.argmax())}.")
+plot(fc.sources_grid_figure(view.maps, fx.channel_groups(spec, config.growth_rate), 16, fx.layer_label(spec)),
+     key=keys.TRAIN_FMAPS, where=right)
 st.caption("Every layer and channel of this model: page **Feature maps**, weights 'Trained in this app (digits)'.")

@@ -28,6 +28,11 @@ TIMEOUT = 90
 SMALL = DenseNetConfig(8, (3, 2), 16, stem="cifar", num_classes=10)
 
 
+
+def stats_table(at):
+    """The page's per-channel statistics (each chart's numbers table is a dataframe too)."""
+    return next(d.value for d in at.dataframe if "std" in d.value)
+
 def small_state() -> AppState:
     return AppState(config=SMALL, baseline=match_baseline(SMALL)[1], input_size=32)
 
@@ -92,7 +97,7 @@ def test_feature_page_with_a_sample_image_and_the_default_model():
     assert sum(b["x"][0] for b in bars) == 256  # 64 channels of x0 + 6 layers x 32
     assert [b["x"][0] for b in bars] == [64] + [32] * 6
     assert len(traces(find(figs, "Mean activation per source"), "bar")[0]["x"]) == 7
-    assert len(at.dataframe[0].value) == 256  # per-channel statistics: one row per channel
+    assert len(stats_table(at)) == 256  # per-channel statistics: one row per channel
 
 
 @pytest.mark.parametrize("kind", ["stem", "dense_layer", "transition", "norm"])
@@ -107,7 +112,7 @@ def test_every_kind_of_layer_draws_its_maps_at_the_planned_size(kind):
     assert len(maps) == min(16, spec.out_channels)
     assert array(maps[0]["z"]).shape == (spec.height, spec.width)
     assert not [t for t in figs if "who produced" in t]  # the grouping is for block outputs only
-    assert len(at.dataframe[0].value) == spec.out_channels
+    assert len(stats_table(at)) == spec.out_channels
 
 
 def test_channel_slider_and_block_output_groups_of_a_small_model():
@@ -214,7 +219,7 @@ def test_training_page_trains_and_draws_the_reuse_heatmap():
     assert z.shape == (5, 5) and np.isnan(z[0, 1:]).all() and np.nanmax(z, axis=1).tolist() == [1.0] * 5
     assert reuse["y"][-1] == "transition 1"
     assert len(traces(find(figs, "16 of 72 channels, coloured by source"), "heatmap")) == 16
-    table = at.dataframe[0].value
+    table = next(d.value for d in at.dataframe if "model" in d.value)  # not a chart's numbers table
     assert table["model"].tolist() == ["DenseNet-BC", "ResNet-20"] and (table["test accuracy (%)"] > 10).all()
     at.selectbox(key="train_reuse_block").set_value(3).run()
     assert traces(find(figures(at), "Feature reuse in dense block 3"), "heatmap")[0]["y"][-1] == "classifier"

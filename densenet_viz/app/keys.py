@@ -35,6 +35,7 @@ BOTTLENECK = "sidebar_bottleneck"  # the on/off toggle beside the bn_size slider
 LESSON_PICK = "sidebar_lesson_controls"  # the share box's multiselect
 PRESET_RESET = "sidebar_reset_to_preset"  # the button that undoes changes to the chosen preset
 LESSON_BOX = "lesson_box"  # the bordered container a lesson link's controls are drawn in
+PROJECTOR = "sidebar_projector"  # the projector-theme switch (seeded from ?projector=1)
 
 # ---- page widgets
 BUILD_KINDS, BUILD_BLOCKS = "build_kinds", "build_blocks"

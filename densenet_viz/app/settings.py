@@ -75,7 +75,9 @@ CONTROLS: tuple[Control, ...] = (
 BY_NAME = {c.name: c for c in CONTROLS}
 BY_KEY = {c.key: c for c in CONTROLS}
 LESSON_KEYS = ("show", "hide", "lock")  # show=only these; hide= / lock= everything but these
-PAGE_KEYS = ("lesson", "step")  # query keys a page owns (the Lessons page's step links): settings leave them be
+PROJECTOR_KEY = "projector"  # ?projector=1: the projector theme (ui.projector_switch)
+# Query keys a page or the display owns (the Lessons page's step links, the projector theme): settings leave them be.
+PAGE_KEYS = ("lesson", "step", PROJECTOR_KEY)
 
 
 def densenet_presets() -> list[str]:

@@ -9,6 +9,7 @@ in app/state.py.
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 from pathlib import Path
@@ -22,6 +23,8 @@ from ..analysis.report import DTYPES
 from ..models.config import PRESET_TITLES, PRESETS
 from ..models.devices import available_devices
 from ..units import format_bytes, format_ratio, format_value
+from ..viz import describe, graphs, style
+from ..viz.charts import figure
 from . import caches, keys
 from . import settings as us
 from .state import AppState
@@ -375,9 +378,59 @@ def header(title: str, state: AppState, intro: str = "") -> None:
         st.markdown(intro)
 
 
-def plot(fig, key: str) -> None:
-    """A plotly figure at full width, following Streamlit's light or dark theme."""
-    st.plotly_chart(fig, key=key, theme="streamlit", config={"displaylogo": False})
+def is_projector() -> bool:
+    """Whether this session shows the projector theme (the sidebar's switch, or ?projector=1 in the link)."""
+    return bool(st.session_state.get(keys.PROJECTOR))
+
+
+def projector_switch() -> None:
+    """The sidebar's projector switch: seeded from the link's projector=1, kept in the URL, and when on, the
+    page's type grows with the figures' (style.PROJECTOR_CSS)."""
+    ss = st.session_state
+    if keys.PROJECTOR not in ss:
+        ss[keys.PROJECTOR] = st.query_params.get(us.PROJECTOR_KEY) == "1"
+    st.sidebar.toggle("Projector: large type, thick lines", key=keys.PROJECTOR,
+                      help=f"For the screen at the front of a room. A link with ?{us.PROJECTOR_KEY}=1 opens with it "
+                           "on.")
+    if is_projector() != (st.query_params.get(us.PROJECTOR_KEY) == "1"):
+        if is_projector():
+            st.query_params[us.PROJECTOR_KEY] = "1"
+        else:
+            del st.query_params[us.PROJECTOR_KEY]
+    if is_projector():
+        st.html(f"<style>{style.PROJECTOR_CSS}</style>")
+
+
+def text_alternative(alt: describe.TextAlternative, key: str, where: Any = None,
+                     label: str = "The numbers in this chart, as a table") -> None:
+    """A figure's text alternative under it: the summary (what a screen reader reads), and its table to open."""
+    where = st if where is None else where
+    where.caption(markup.plain(alt.summary, limit=3000))
+    with where.expander(label):
+        st.dataframe(alt.table, hide_index=True, key=f"{key}_numbers")
+
+
+def plot(fig, key: str, where: Any = None) -> None:
+    """A plotly figure at full width, following Streamlit's light or dark theme (and the projector theme), with
+    its text alternative (describe.figure) under it; `where` is a column or container (the page by default)."""
+    alt = describe.figure(fig)  # from the figure as built (to_dict writes its arrays in plotly's binary form)
+    if is_projector():
+        spec = style.projector_spec(fig.to_dict(), dark=is_dark())
+    else:  # the traces as they are; a copy of the layout but its template (a cached figure may be shared)
+        layout = {k: v if k == "template" else copy.deepcopy(v) for k, v in fig.layout.to_plotly_json().items()}
+        spec = {"data": [t.to_plotly_json() for t in fig.data], "layout": style.readable_text(layout, is_dark())}
+    fig = figure(spec["data"], spec["layout"])
+    (st if where is None else where).plotly_chart(fig, key=key, theme="streamlit", config={"displaylogo": False})
+    text_alternative(alt, key, where)
+
+
+def graph(trace: graphs.Trace, key: str, highlight: str | None = None, where: Any = None,
+          width: str = "stretch") -> None:
+    """A graphviz diagram of `trace` in the page's light or dark theme (and the projector theme), with its text
+    alternative (describe.graph: every arrow as a table row) under it."""
+    dot = graphs.draw(trace, highlight=highlight, dark=is_dark(), projector=is_projector())
+    (st if where is None else where).graphviz_chart(dot, width=width)
+    text_alternative(describe.graph(trace), key, where, label="Every box and arrow of this diagram, as a table")
 
 
 @functools.lru_cache(maxsize=64)

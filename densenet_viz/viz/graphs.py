@@ -14,7 +14,16 @@ import pandas as pd
 
 from ..models.config import DenseNetConfig, ResNetConfig
 from ..models.plan import LayerSpec, layer_plan
-from .style import FONT_FAMILY, GRAPH_FONT_SIZE, HIGHLIGHT_COLOR, KIND_COLORS, foreground, muted, text_color_on
+from .style import (
+    FONT_FAMILY,
+    GRAPH_FONT_SIZE,
+    HIGHLIGHT_COLOR,
+    KIND_COLORS,
+    PROJECTOR_GRAPH,
+    foreground,
+    muted,
+    text_color_on,
+)
 
 # Edge kinds: "read" a dense layer reads an earlier map; "output" a map goes into the block's output;
 # "flow" the next stage of a sequential path; "identity" a ResNet shortcut; "kept" maps a dense layer keeps.
@@ -185,9 +194,13 @@ def connectivity_matrix(trace: Trace) -> pd.DataFrame:
     return matrix
 
 
-def draw(trace: Trace, highlight: str | None = None, dark: bool = False) -> graphviz.Digraph:
-    """Render a trace; with `highlight`, that node and the edges into it stand out and the rest recede."""
+def draw(trace: Trace, highlight: str | None = None, dark: bool = False, projector: bool = False) -> graphviz.Digraph:
+    """Render a trace; with `highlight`, that node and the edges into it stand out and the rest recede.
+
+    `projector`: the projector theme (style.PROJECTOR_GRAPH): larger type and thicker lines."""
     fg, faint = foreground(dark), muted(dark)
+    sizes = PROJECTOR_GRAPH if projector else {"title": "20", "node": GRAPH_FONT_SIZE, "edge": "14"}
+    thick = {"penwidth": PROJECTOR_GRAPH["penwidth"]} if projector else {}
     dot = graphviz.Digraph(name=trace.title)
     dot.attr(
         "graph",
@@ -196,13 +209,15 @@ def draw(trace: Trace, highlight: str | None = None, dark: bool = False) -> grap
         label=trace.title,
         labelloc="t",
         fontname=FONT_FAMILY,
-        fontsize="20",
+        fontsize=sizes["title"],
         fontcolor=fg,
         nodesep="0.25",
         ranksep="0.45",
     )
-    dot.attr("node", shape="box", style="rounded,filled", fontname=FONT_FAMILY, fontsize=GRAPH_FONT_SIZE, color=fg)
-    dot.attr("edge", color=fg, fontcolor=fg, fontname=FONT_FAMILY, fontsize="14", arrowsize="0.7")
+    dot.attr("node", shape="box", style="rounded,filled", fontname=FONT_FAMILY, fontsize=sizes["node"], color=fg,
+             **thick)
+    dot.attr("edge", color=fg, fontcolor=fg, fontname=FONT_FAMILY, fontsize=sizes["edge"], arrowsize="0.7",
+             **thick)
     sources = set(trace.reads(highlight)) if highlight else set()
     spine = {e.src for e in trace.edges if e.spine} | {e.dst for e in trace.edges if e.spine}
     for n in trace.nodes:
@@ -225,6 +240,7 @@ def draw(trace: Trace, highlight: str | None = None, dark: bool = False) -> grap
             attrs["weight"] = "100"
         if highlight:
             lit = e.dst == highlight and e.kind == "read"
-            attrs.update(color=HIGHLIGHT_COLOR, penwidth="3") if lit else attrs.update(color=faint)
+            lit_width = "5" if projector else "3"
+            attrs.update(color=HIGHLIGHT_COLOR, penwidth=lit_width) if lit else attrs.update(color=faint)
         dot.edge(e.src, e.dst, **attrs)
     return dot
