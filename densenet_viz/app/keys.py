@@ -93,3 +93,8 @@ def lesson_check(lesson_id: str, step: int) -> str:
 def lesson_reveal(lesson_id: str, step: int) -> str:
     """A lesson step's Reveal button."""
     return f"reveal_{lesson_id}_{step}"
+
+
+def numbers_table(figure_key: str) -> str:
+    """The table of numbers under the chart or diagram whose element key is `figure_key` (its text alternative)."""
+    return f"{figure_key}_numbers"

@@ -407,7 +407,7 @@ def text_alternative(alt: describe.TextAlternative, key: str, where: Any = None,
     where = st if where is None else where
     where.caption(markup.plain(alt.summary, limit=3000))
     with where.expander(label):
-        st.dataframe(alt.table, hide_index=True, key=f"{key}_numbers")
+        st.dataframe(alt.table, hide_index=True, key=keys.numbers_table(key))
 
 
 def plot(fig, key: str, where: Any = None) -> None:
