@@ -75,7 +75,8 @@ CONTROLS: tuple[Control, ...] = (
 BY_NAME = {c.name: c for c in CONTROLS}
 BY_KEY = {c.key: c for c in CONTROLS}
 LESSON_KEYS = ("show", "hide", "lock")  # show=only these; hide= / lock= everything but these
-PAGE_KEYS = ("lesson", "step")  # query keys a page owns (the Lessons page's step links): settings leave them be
+PAGE_KEYS = ("lesson", "step", "class", "teacher", "me")  # query keys a page owns (the Lessons page's step links;
+# the Class page's code, teacher token and student id: keys.CLASS_URL_KEYS): settings leave them be
 
 
 def densenet_presets() -> list[str]:

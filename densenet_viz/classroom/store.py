@@ -221,6 +221,11 @@ class Store(ABC):
             raise ClassError(f"this class is full ({MAX_STUDENTS} students)")
         return state
 
+    def is_student(self, code: str, student: str | None) -> bool:
+        """Whether this anonymous id joined this live class."""
+        state = self.get(code)
+        return state is not None and bool(student) and self._has_student(state.code, str(student)[:64])
+
     def answer(self, code: str, student: str, step: int, value: float | str) -> None:
         """A student's answer for a step (the class's current one only); a later answer replaces it."""
         state = self._require(code)
@@ -511,6 +516,16 @@ class RedisStore(Store):
 
     def close(self) -> None:
         self.redis.close()
+
+
+def store_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions a store raises when its file or server fails (a page shows them instead of a traceback)."""
+    errors: tuple[type[BaseException], ...] = (ClassError, sqlite3.Error, OSError)
+    try:
+        import redis
+    except ImportError:
+        return errors
+    return (*errors, redis.RedisError)
 
 
 # ---- the choice ----------------------------------------------------------------------------------------
