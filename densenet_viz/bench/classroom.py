@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import os
 import random
-import statistics
 import subprocess
 import sys
 import time
@@ -30,9 +29,11 @@ from pathlib import Path
 
 from websockets.exceptions import InvalidHandshake
 
+from . import class_mode
 from .machine import machine_line
 from .stream import RunResult, Session, run_sync
 from .tables import markdown_table
+from .tables import percentile as _percentile
 
 ROOT = Path(__file__).resolve().parents[2]  # where app.py and .streamlit/ live
 PAGES = {  # URL page name -> title, the six analysis pages in teaching order
@@ -76,6 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="sample the app's server with py-spy during the run; collapsed stacks to PATH")
     group.add_argument("--no-floor", action="store_true",
                        help="skip the same students against Streamlit's floor (bench/floor_app.py)")
+    class_mode.add_arguments(group)
 
 
 @dataclass
@@ -302,13 +304,6 @@ async def _train_rush(url: str, opts: Options) -> tuple[list[RunResult], list[Ru
 # ---- the table -------------------------------------------------------------------------------------
 
 
-def _percentile(values: list[float], q: float) -> float:
-    """The q-quantile (0..1) by linear interpolation, as numpy's default; a lone value is every quantile."""
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
-
-
 def _stats(results: list[RunResult]) -> list[str]:
     done = [r.seconds for r in results if r.finished]
     if not done:
@@ -466,4 +461,6 @@ def run(quick: bool, args: argparse.Namespace | None = None) -> str:
         parser = argparse.ArgumentParser()
         add_arguments(parser)
         args = parser.parse_args([])
+    if getattr(args, "class_mode", False):
+        return class_mode.measure(class_mode.options_from_args(args, quick))
     return measure(options_from_args(args, quick))

@@ -182,6 +182,10 @@ class Session:
             self.widget_ids[key] = element_id
         return key == until_key
 
+    async def send(self, page: str, press: str | None = None, fragment_id: str = "") -> None:
+        """Send one rerun (of the page, or of one fragment as its run_every asks) without waiting for it."""
+        await self._send(page, press=press, fragment_id=fragment_id)
+
     async def _send(self, page: str, press: str | None = None, fragment_id: str = "") -> None:
         """One BackMsg(rerun_script) with the current query, page and every widget value set so far."""
         back = BackMsg()
