@@ -282,21 +282,7 @@ def student_view(state: cs.ClassState, lesson: ls.Lesson) -> None:
         st.markdown(f"**Your prediction:** {question.prompt}")
         mine = store().my_answer(code, student, view.number - 1)
         if room.may_answer(state, view):
-            answer_key = f"class_answer_{code}_{state.step}"
-            if question.kind == "choice":
-                given = st.radio("Your answer", question.options, index=None, key=answer_key)
-            else:
-                label = f"Your answer ({question.unit})" if question.unit else "Your answer"
-                given = st.number_input(label, value=None, format="%g", key=answer_key)
-            if st.button("Send", key=keys.CLASS_SEND, type="primary"):
-                if given is None:
-                    st.warning("Enter an answer first.")
-                else:
-                    store().answer(code, student, state.step, given)
-                    mine = store().my_answer(code, student, state.step)
-            if mine is not None:
-                st.success(f"Sent: {markup.plain(_shown(mine))}. You can change it until the teacher reveals the "
-                           "answer.")
+            answer_box(code, student, state.step, question)
         if view.revealed:
             st.info(f"**{markup.plain(view.answer_text)}**")
             st.markdown(view.why)
@@ -304,6 +290,29 @@ def student_view(state: cs.ClassState, lesson: ls.Lesson) -> None:
         elif not room.may_answer(state, view):
             st.caption("Answers are closed for this step.")
     follow(code, state.step + 1 if not following else None)
+
+
+@st.fragment
+def answer_box(code: str, student: str, step: int, question: ls.Question) -> None:
+    """The prediction and Send: a fragment, so sending reruns only this box (a class sends at once)."""
+    answer_key = f"class_answer_{code}_{step}"
+    if question.kind == "choice":
+        given = st.radio("Your answer", question.options, index=None, key=answer_key)
+    else:
+        label = f"Your answer ({question.unit})" if question.unit else "Your answer"
+        given = st.number_input(label, value=None, format="%g", key=answer_key)
+    if st.button("Send", key=keys.CLASS_SEND, type="primary"):
+        if given is None:
+            st.warning("Enter an answer first.")
+        else:
+            try:
+                store().answer(code, student, step, given)
+            except cs.ClassError as exc:  # the teacher moved on or revealed meanwhile
+                st.warning(markup.message(exc))
+                return
+    mine = store().my_answer(code, student, step)
+    if mine is not None:
+        st.success(f"Sent: {markup.plain(_shown(mine))}. You can change it until the teacher reveals the answer.")
 
 
 def _shown(value: float | str) -> str:

@@ -23,12 +23,13 @@ import random
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
+from streamlit.runtime.state.common import user_key_from_element_id
 
 from ..classroom import store as cs
 from .machine import machine_line
@@ -44,6 +45,8 @@ POLL_S = 1.0  # the app's poll (app/classroom.py POLL_S); the fragment's auto_re
 # least half of it for the reruns students cause, so 120 students may cost 0.5 core, 4.2 ms per student per s.
 BUDGET_STUDENTS, BUDGET_CORE_SHARE = 120, 0.5
 BUDGET_MS = 1000 * BUDGET_CORE_SHARE / BUDGET_STUDENTS
+FRAGMENT_OF: dict[int, dict[str, str]] = {}  # id(session) -> {widget key: the fragment that drew it}
+SENT_SHOWN: dict[int, asyncio.Event] = {}  # id(session) -> set when the page shows "Sent: ..."
 
 
 def add_arguments(group: argparse._ArgumentGroup) -> None:
@@ -96,6 +99,14 @@ def _on_message(session: Session, raw: bytes, seen: Observed | None = None) -> i
     if kind == "delta" and msg.delta.HasField("new_element"):
         element = msg.delta.new_element
         which = element.WhichOneof("type")
+        body = getattr(element, which, None) if which else None
+        element_id = getattr(body, "id", "") if body is not None else ""
+        if isinstance(element_id, str) and element_id and user_key_from_element_id(element_id):
+            key = user_key_from_element_id(element_id)
+            session.widget_ids[key] = element_id
+            FRAGMENT_OF.setdefault(id(session), {})[key] = msg.delta.fragment_id
+        if which == "alert" and element.alert.body.startswith("Sent:"):
+            SENT_SHOWN.get(id(session), asyncio.Event()).set()
         if which == "markdown" and seen is not None:
             found = COUNT.search(element.markdown.body)
             if found:
@@ -167,32 +178,36 @@ async def _student(url: str, code: str, index: int, delay: float, answer_at: flo
     except (OSError, TimeoutError):
         seen.failed += 1
         return
-    reader = None
+    reader = _Reader(session, None)
+    SENT_SHOWN[id(session)] = shown = asyncio.Event()
     try:
-        first = await session.rerun(PAGE, timeout=opts.timeout)  # joins: the URL gains &me=<anonymous id>
+        await session.send(PAGE)  # joins: the URL gains &me=<anonymous id>
         key = f"class_answer_{code}_0"
-        if not first.finished or key not in session.widget_ids:
+        with suppress(TimeoutError):
+            await asyncio.wait_for(reader.finished.wait(), opts.timeout)
+        if key not in session.widget_ids:
             seen.failed += 1
             return
-        reader = _Reader(session, None)
         await _poll_until(session, answer_at, seen)
         state = WidgetState()
         state.double_value = 200.0 + index % 100  # a spread of predictions around the answer
         session.set_widget(key, state)
-        reader.finished.clear()
         sent = time.perf_counter()
         seen.sends.append(sent)
-        await session.send(PAGE, press=SEND_KEY)
+        # Send sits in the answer box's fragment: the browser reruns only that fragment, and so does this.
+        await session.send(PAGE, press=SEND_KEY, fragment_id=FRAGMENT_OF.get(id(session), {}).get(SEND_KEY, ""),
+                           auto=False)
         try:
-            await asyncio.wait_for(reader.finished.wait(), opts.timeout)
+            await asyncio.wait_for(shown.wait(), opts.timeout)
             seen.send_reruns.append(time.perf_counter() - sent)
         except TimeoutError:
             seen.failed += 1
         await _poll_until(session, end, seen)
     finally:
-        if reader is not None:
-            await reader.close()
+        await reader.close()
         await session.close()
+        FRAGMENT_OF.pop(id(session), None)
+        SENT_SHOWN.pop(id(session), None)
 
 
 def latencies(sends: list[float], screen: list[tuple[float, int]]) -> list[float]:

@@ -20,6 +20,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -143,14 +144,18 @@ def served_app(root: Path = ROOT, script: Path | None = None) -> Iterator[tuple[
     port = _free_port()
     start = ["densenet_viz.app.launch"] if script is None else ["streamlit", "run", str(script)]
     cmd = [sys.executable, "-m", *start, "--server.address", "127.0.0.1", "--server.port", str(port)]
-    process = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    # The server's log goes to a file, not a pipe: a pipe nobody reads during the run fills up (64 KiB of log lines,
+    # e.g. Streamlit's note on every dropped fragment rerun) and then blocks the server on its next log line.
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally below, after the server has stopped)
+    process = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=log,
                                start_new_session=True)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not _healthy(url):
             if process.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {process.returncode}: {process.stderr.read().decode()}")
+                log.seek(0)
+                raise RuntimeError(f"streamlit exited with {process.returncode}: {log.read().decode(errors='replace')}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"streamlit did not answer /_stcore/health in {START_TIMEOUT_S} s")
             time.sleep(0.25)
@@ -163,6 +168,7 @@ def served_app(root: Path = ROOT, script: Path | None = None) -> Iterator[tuple[
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, 9)
                 process.wait()
+        log.close()
 
 
 def _tree(pid: int) -> list[int]:
