@@ -16,6 +16,7 @@ import time
 
 import pytest
 from conftest import ARTIFACTS, CHROMIUM_ARGS, ROOT, free_port, record
+from test_browser import screenshot
 from test_serve import Served
 
 from densenet_viz.classroom import store as cs
@@ -112,8 +113,9 @@ def test_a_teacher_and_three_students_on_two_replicas_run_a_step(served_class, p
         code = re.search(r"Join code: (\w{6})", teacher.locator("body").inner_text()).group(1)
         token = teacher.url.split("teacher=", 1)[1].split("&", 1)[0]
         assert store.is_teacher(code, token)
-        qr = teacher.locator('svg[role="img"]')
-        assert qr.count() == 1 and f"join class {code}" in qr.get_attribute("aria-label")
+        qr = teacher.locator(f'img[alt^="QR code: join class {code} at http"]')
+        qr.wait_for(timeout=30_000)
+        assert qr.evaluate("img => img.complete && img.naturalWidth > 100")  # drawn, from this server
 
         contexts = [browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True) for _ in range(3)]
         phones = [ctx.new_page() for ctx in contexts]
@@ -147,9 +149,9 @@ def test_a_teacher_and_three_students_on_two_replicas_run_a_step(served_class, p
         reveal = wait_all(phones, "Answer: 256 channels", moment)
         teacher.get_by_text("1 of 3 right").wait_for(timeout=30_000)
         settle(teacher)
-        teacher.screenshot(path=str(ARTIFACTS / f"class-teacher-{kind}.png"), full_page=True)
+        screenshot(teacher, ARTIFACTS, f"class-teacher-{kind}")  # the whole page, chart included
         settle(phones[2])
-        phones[2].screenshot(path=str(ARTIFACTS / f"class-phone-{kind}.png"), full_page=True)
+        screenshot(phones[2], ARTIFACTS, f"class-phone-{kind}")
 
         # Next: every phone follows to step 2.
         teacher.get_by_role("button", name="Next").click()

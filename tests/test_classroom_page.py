@@ -68,8 +68,8 @@ def test_a_class_runs_end_to_end(class_store):
     assert class_store.get(code).lesson_id == LESSON
     page = texts(teacher)
     assert f"Join code: {code}" in page and "Step 1 of 3" in page
-    qr = [e for e in teacher.get("html") if "<svg" in e.proto.body]
-    assert qr and f"join class {code}" in qr[0].proto.body and 'role="img"' in qr[0].proto.body
+    (qr,) = [img for e in teacher.get("image") for img in e.proto.imgs]  # made here: an SVG, not a fetched image
+    assert qr.alt == f"QR code: join class {code} at ?class={code}" and qr.url.startswith("data:image/svg+xml")
     assert live_count(teacher) == "0 of 0 students answered"
 
     students = [open_as({keys.CLASS_URL: code}) for _ in range(3)]  # by the link: joined at once, anonymously

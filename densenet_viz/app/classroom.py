@@ -53,11 +53,15 @@ def student_link(code: str) -> str:
     return f"{base_url()}?{keys.CLASS_URL}={quote(code)}"
 
 
+def qr_alt(link: str, code: str) -> str:
+    """The QR code's alt text: what it is and where it leads."""
+    return f"QR code: join class {code} at {link}"
+
+
 def qr_svg(link: str, code: str) -> str:
-    """The join link as an inline SVG QR code, made here (no service on the internet), with its alt text."""
-    alt = f"QR code: join class {code} at {link}"
-    svg = segno.make(link, error="m").svg_inline(scale=QR_SCALE, dark="#000000", light="#ffffff", title=alt)
-    return svg.replace("<svg ", f'<svg role="img" aria-label="{markup.plain(alt)}" ', 1)
+    """The join link as an SVG QR code, made here (no service on the internet), its title the alt text."""
+    return segno.make(link, error="m").svg_inline(scale=QR_SCALE, dark="#000000", light="#ffffff",
+                                                  title=qr_alt(link, code))
 
 
 def qr_png(link: str) -> bytes:
@@ -169,7 +173,7 @@ def teacher_view(state: cs.ClassState, token: str, lesson: ls.Lesson) -> None:
             st.caption(f"The class and its answers are deleted {cs.CLASS_TTL_S // 3600} hours after it started. "
                        f"Store: {markup.plain(cs.describe(store()), 120)}.")
     with right:
-        st.html(qr_svg(link, code))
+        st.image(qr_svg(link, code), alt=qr_alt(link, code), width=240)
         st.download_button("QR code (PNG)", qr_png(link), file_name=f"class-{code}.png", mime="image/png",
                            key="class_qr_png")
 
