@@ -78,3 +78,22 @@ def test_the_csv_checker_uses_the_lessons_own_check():
     correct = room.checker(POOLING)
     assert correct(1, "average pooling") and not correct(1, "max pooling") and not correct(1, 3.0)
     assert not correct(99, 1.0)
+
+
+def test_the_projector_chart_is_a_valid_figure_with_the_answer_drawn_only_when_revealed():
+    import plotly.graph_objects as go
+
+    from densenet_viz.viz.class_charts import ANSWER_COLOR, distribution_figure
+
+    number = CHANNELS.steps[0].question
+    hidden = distribution_figure(room.distribution(number, [250.0, 256.0, 256.0]), number.unit)
+    go.Figure(hidden.to_dict())  # plotly's own validation of the dict the page sends
+    assert not hidden.layout.shapes and sum(hidden.data[0].y) == 3 and "3 answers" in hidden.layout.title.text
+    shown = distribution_figure(room.distribution(number, [250.0, 256.0, 256.0], revealed=True), number.unit)
+    go.Figure(shown.to_dict())
+    assert shown.layout.shapes[0].x0 == 256 and "256" in shown.layout.annotations[0].text
+    choice = POOLING.steps[1].question
+    bars = distribution_figure(room.distribution(choice, ["average pooling"], revealed=True))
+    go.Figure(bars.to_dict())
+    assert list(bars.data[0].x) == list(choice.options)
+    assert bars.data[0].marker.color[choice.options.index("average pooling")] == ANSWER_COLOR
