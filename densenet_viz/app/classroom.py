@@ -175,7 +175,7 @@ def teacher_view(state: cs.ClassState, token: str, lesson: ls.Lesson) -> None:
     with right:
         st.image(qr_svg(link, code), alt=qr_alt(link, code), width=240)
         st.download_button("QR code (PNG)", qr_png(link), file_name=f"class-{code}.png", mime="image/png",
-                           key="class_qr_png")
+                           key=keys.CLASS_QR)
 
     back, forward, reveal, export = st.columns(4)
     back.button("Back", key=keys.CLASS_BACK, disabled=state.step == 0, on_click=_move,
@@ -192,7 +192,7 @@ def teacher_view(state: cs.ClassState, token: str, lesson: ls.Lesson) -> None:
     show_step(view)
     if view.question is not None:
         st.markdown(f"**Question:** {view.question.prompt}")
-        live_answers(code, token, lesson)
+    live_answers(code, token, lesson)
 
 
 @st.fragment(run_every=POLL_S)
@@ -203,10 +203,11 @@ def live_answers(code: str, token: str, lesson: ls.Lesson) -> None:
         st.warning("This class has ended.")
         return
     view = room.class_view(lesson, state)
+    joined = store().student_count(code)
     if view.question is None:
+        st.markdown(f"**{joined} students joined**")
         return
     values = store().answers(code, token, state.step)
-    joined = store().student_count(code)
     st.markdown(f"**{len(values)} of {joined} students answered**")
     dist = room.distribution(view.question, values, revealed=state.revealed)
     st.plotly_chart(distribution_figure(dist, view.question.unit), key=keys.CLASS_LIVE, config={"displaylogo": False})
@@ -227,7 +228,7 @@ def show_step(view: room.StepView) -> None:
     st.markdown(view.text)
     if view.page:
         st.link_button(f"Open the {view.page} page for this step", f"./{view.page}?{us.query_string(view.query)}",
-                       icon=":material/open_in_new:", key=f"class_page_{view.number}",
+                       icon=":material/open_in_new:", key=f"{keys.CLASS_PAGE}_{view.number}",
                        help="Opens in a new tab with this step's model and only the controls the step names.")
 
 
@@ -299,7 +300,7 @@ def student_view(state: cs.ClassState, lesson: ls.Lesson) -> None:
 @st.fragment
 def answer_box(code: str, student: str, step: int, question: ls.Question) -> None:
     """The prediction and Send: a fragment, so sending reruns only this box (a class sends at once)."""
-    answer_key = f"class_answer_{code}_{step}"
+    answer_key = f"{keys.CLASS_ANSWER}_{code}_{step}"
     if question.kind == "choice":
         given = st.radio("Your answer", question.options, index=None, key=answer_key)
     else:

@@ -51,3 +51,6 @@ CLASS_CODE, CLASS_JOIN, CLASS_NICKNAME = "class_code", "class_join", "class_nick
 CLASS_BACK, CLASS_NEXT, CLASS_REVEAL, CLASS_CSV = "class_back", "class_next", "class_reveal", "class_csv"
 CLASS_STEP_PICK, CLASS_RETURN, CLASS_SEND = "class_look_step", "class_back_to_class", "class_send"
 CLASS_LIVE = "class_live"  # the teacher's live distribution chart
+CLASS_QR = "class_qr_png"  # the QR code's PNG download
+CLASS_ANSWER = "class_answer"  # + f"_{code}_{step}": a student's prediction (a new widget per class and step)
+CLASS_PAGE = "class_page"  # + f"_{step}": the button that opens a step's page
