@@ -166,3 +166,32 @@ def test_an_unknown_or_ended_class_says_so(class_store):
     at.run()
     at.switch_page("pages/classroom.py").run()
     assert not at.exception and "No class with the code" in texts(at)
+
+
+def test_a_whole_lesson_runs_in_class_mode_and_the_csv_holds_every_step(class_store):
+    from densenet_viz.lessons import shipped_lessons
+
+    lesson = next(lesson for lesson in shipped_lessons() if lesson.id == LESSON)
+    teacher, code, token = start_class()
+    students = [open_as({keys.CLASS_URL: code}) for _ in range(2)]
+    for number, step in enumerate(lesson.steps, start=1):
+        right = float(step.question.answer.value)
+        for at, value in zip(students, (right, right + 1), strict=True):
+            at.run()
+            assert f"Step {number} of {len(lesson.steps)}" in texts(at)
+            at.number_input(key=f"{keys.CLASS_ANSWER}_{code}_{number - 1}").set_value(value)
+            at.button(key=keys.CLASS_SEND).click().run()
+        teacher.run()
+        assert live_count(teacher) == "2 of 2 students answered"
+        teacher.button(key=keys.CLASS_REVEAL).click().run()
+        assert "1 of 2 right" in texts(teacher)
+        for at in students:
+            at.run()
+            assert step.question.answer.why.split("$")[0][:20] in texts(at)  # the lesson's own explanation
+        if number < len(lesson.steps):
+            teacher.button(key=keys.CLASS_NEXT).click().run()
+    assert teacher.button(key=keys.CLASS_NEXT).proto.disabled  # the last step
+    rows = list(csv.DictReader(io.StringIO(class_store.results_csv(code, token, lambda s, v: lesson.steps[s]
+                                                                   .question.check(v)))))
+    assert len(rows) == 2 * len(lesson.steps)
+    assert [r["correct"] for r in rows] == ["true", "false"] * len(lesson.steps)
