@@ -23,9 +23,11 @@ run: $(VENV)/.run-deps
 
 # Several app processes behind HAProxy (cookie affinity): `make serve REPLICAS=4 PORT=8600 ADDRESS=0.0.0.0`.
 # REPLICAS defaults to one per usable core (CPU affinity and cgroup quota, as the app's worker pools count them).
+# STORE=redis://host:6379/0 keeps class mode's classes in Redis (default: one SQLite file on this machine).
 SERVE_PORT ?= $(or $(PORT),8501)
 serve: $(VENV)/.run-deps
-	$(PY) deploy/serve.py $(if $(REPLICAS),--replicas $(REPLICAS)) --port $(SERVE_PORT) --address $(ADDRESS)
+	$(PY) deploy/serve.py $(if $(REPLICAS),--replicas $(REPLICAS)) --port $(SERVE_PORT) --address $(ADDRESS) \
+		$(if $(STORE),--store $(STORE))
 
 test: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff check .

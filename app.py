@@ -20,6 +20,7 @@ PAGES = [
     ("pages/features.py", "Feature maps", ":material/grid_view:"),
     ("pages/training.py", "Train & feature reuse", ":material/model_training:"),
     ("pages/lessons.py", "Lessons", ":material/school:"),
+    ("pages/classroom.py", "Class", ":material/groups:"),
 ]
 
 # st.navigation before the heavy imports below: until a run of this script has called it, Streamlit 1.67

@@ -136,12 +136,14 @@ class Supervisor:
     """Starts the replicas and HAProxy, restarts replicas that die, and stops everything on a signal."""
 
     def __init__(self, replicas: int, bind: str, port: int, state_dir: Path, python: str,
-                 restart_delay: float = 1.0) -> None:
+                 restart_delay: float = 1.0, store: str | None = None) -> None:
         self.bind, self.port, self.state_dir, self.python = bind, port, state_dir, python
         self.restart_delay = restart_delay
         self.replicas = [Replica(f"r{i + 1}", p) for i, p in enumerate(free_ports(replicas))]
         self.env = dict(os.environ, STREAMLIT_SERVER_COOKIE_SECRET=secrets.token_hex(32))  # never on disk
         self.env.setdefault("DENSENET_VIZ_WORKERS", str(workers_per_replica(replicas)))  # a setting of yours wins
+        if store:  # class mode's store: every replica must use the same one (default: one SQLite file here)
+            self.env["DENSENET_VIZ_STORE"] = store
         self.haproxy: subprocess.Popen | None = None
         self.stopping = False
 
@@ -237,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python", default=sys.executable, help="the interpreter that runs streamlit")
     parser.add_argument("--restart-delay", type=float, default=1.0,
                         help="seconds before a replica that exited is started again (default 1)")
+    parser.add_argument("--store", default=None,
+                        help="class mode's store for every replica: redis://host:port/db, or sqlite:///path "
+                             "(default: $DENSENET_VIZ_STORE, else one SQLite file on this machine)")
     args = parser.parse_args(argv)
     args.replicas = usable_cores() if args.replicas is None else args.replicas
     if not 1 <= args.replicas <= 64:
@@ -250,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     own_dir = args.state_dir is None
     state_dir = Path(tempfile.mkdtemp(prefix="densenet-viz-serve-")) if own_dir else args.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
-    supervisor = Supervisor(args.replicas, args.address, args.port, state_dir, args.python, args.restart_delay)
+    supervisor = Supervisor(args.replicas, args.address, args.port, state_dir, args.python, args.restart_delay,
+                            args.store)
 
     def on_signal(signum, frame) -> None:
         supervisor.stopping = True

@@ -193,3 +193,29 @@ def test_run_sync_also_runs_where_this_thread_already_runs_an_event_loop():
         return run_sync(asyncio.sleep(0, result=7))
 
     assert asyncio.run(inside_a_loop()) == 7 and run_sync(asyncio.sleep(0, result=8)) == 8
+
+
+def test_class_mode_matches_the_jth_answer_sent_with_the_teachers_screen_first_showing_j():
+    from densenet_viz.bench import class_mode
+
+    sends = [10.0, 10.5, 11.0]
+    screen = [(9.0, 0), (10.2, 1), (11.2, 2), (12.2, 3), (13.2, 3)]
+    assert class_mode.latencies(sends, screen) == pytest.approx([0.2, 0.7, 1.2])
+    assert class_mode.latencies(sends, [(10.2, 1)]) == pytest.approx([0.2])  # never shown: not counted
+    assert round(class_mode.BUDGET_MS, 6) == round(1000 * 0.5 / 120, 6)
+
+
+@pytest.mark.slow
+def test_quick_class_mode_sees_every_answer_and_measures_the_refresh(tmp_path):
+    """Five students and a teacher on a freshly started app with its own SQLite store: every answer lands in the
+    store and on the teacher's screen, no exception box, the refresh cost measured."""
+    args = _args(class_mode=True, store=f"sqlite://{tmp_path}/classes.db")
+    text = classroom.run(quick=True, args=args)
+    assert text.startswith("machine: ") and f"SQLite file {tmp_path}/classes.db" in text, text
+    (summary,) = _tables(text)
+    assert summary["joined / answered (store)"] == ["5 / 5"], text
+    assert summary["answers seen by the teacher"] == ["5"] and summary["failed"] == ["0"], text
+    assert summary["exception boxes"] == ["0"], text
+    p50, p95, top = (float(x) for x in summary["send → teacher p50 / p95 / max s"][0].split(" / "))
+    assert 0 < p50 <= p95 <= top < 30
+    assert float(summary["refresh CPU ms per student per s (budget)"][0].split()[0]) > 0

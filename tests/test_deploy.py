@@ -25,10 +25,12 @@ VERSIONS = ("1.30.0", "1.37.0")
 HEALTH = "/_stcore/health"
 
 
-def resources() -> dict[str, dict]:
-    """Every object in deploy/k8s/*.yaml by kind (one of each)."""
+def resources(names: tuple[str, ...] | None = None) -> dict[str, dict]:
+    """Every object in deploy/k8s/*.yaml by kind (one of each), class mode's redis.yaml apart (or the files named)."""
     found = {}
-    for path in sorted(K8S.glob("*.yaml")):
+    for path in sorted(K8S.glob("*.yaml")) if names is None else [K8S / n for n in names]:
+        if names is None and path.name == "redis.yaml":
+            continue
         for doc in yaml.safe_load_all(path.read_text()):
             assert doc["kind"] not in found, f"two {doc['kind']} objects"
             found[doc["kind"]] = doc
@@ -53,6 +55,22 @@ def test_every_manifest_validates_against_the_kubernetes_schemas(version):
     assert set(objects) == {"Deployment", "Service", "Ingress", "Secret"}
     for obj in objects.values():
         kubernetes_validate.validate(obj, version, strict=True)  # raises on any error or unknown field
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_class_modes_redis_validates_and_the_app_pods_use_it(version):
+    objects = resources(("redis.yaml",))
+    assert set(objects) == {"Deployment", "Service", "Secret"}
+    for obj in objects.values():
+        kubernetes_validate.validate(obj, version, strict=True)
+    (redis,) = objects["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert "--requirepass" in redis["args"] and redis["securityContext"]["readOnlyRootFilesystem"]
+    assert objects["Service"]["spec"]["selector"] == objects["Deployment"]["spec"]["selector"]["matchLabels"]
+    env = {e["name"]: e for e in container(resources())["env"]}
+    store = env["DENSENET_VIZ_STORE"]["value"]
+    assert store == f"redis://:$(REDIS_PASSWORD)@{objects['Service']['metadata']['name']}:6379/0"
+    assert list(env).index("REDIS_PASSWORD") < list(env).index("DENSENET_VIZ_STORE")  # $(...) needs it first
+    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == objects["Secret"]["metadata"]["name"]
 
 
 def test_the_validator_rejects_a_broken_manifest():
@@ -169,3 +187,14 @@ def test_make_serve_counts_cores_by_the_apps_rule_without_loading_torch():
             "print(serve.usable_cores(), 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.split() == [str(cpu_count()), "False"]
+
+
+def test_make_serve_gives_every_replica_the_same_class_store(tmp_path: Path, monkeypatch):
+    serve = load_script()
+    monkeypatch.delenv("DENSENET_VIZ_STORE", raising=False)
+    chosen = serve.Supervisor(2, "127.0.0.1", 8501, tmp_path, sys.executable, store="redis://127.0.0.1:6379/0")
+    assert chosen.env["DENSENET_VIZ_STORE"] == "redis://127.0.0.1:6379/0"
+    default = serve.Supervisor(2, "127.0.0.1", 8501, tmp_path, sys.executable)
+    assert "DENSENET_VIZ_STORE" not in default.env  # the replicas share this machine's default SQLite file
+    makefile = (ROOT / "Makefile").read_text()
+    assert "$(if $(STORE),--store $(STORE))" in makefile

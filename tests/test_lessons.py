@@ -9,6 +9,7 @@ import pytest
 from apptest_helpers import open_page, shown
 
 from densenet_viz import PRESETS, build_model
+from densenet_viz.app import keys
 from densenet_viz.app import settings as us
 from densenet_viz.lessons import (
     LESSONS_DIR_ENV,
@@ -230,4 +231,4 @@ def test_the_readme_example_is_a_valid_lesson():
 def test_the_lesson_query_keys_belong_to_the_page_not_to_the_settings():
     state = us.settings_from_query({"lesson": "03-compression", "step": "2", "k": "12"})
     assert not state.warnings and state.settings["growth_rate"] == 12
-    assert set(us.PAGE_KEYS) == {"lesson", "step"}
+    assert set(us.PAGE_KEYS) == {"lesson", "step", *keys.CLASS_URL_KEYS}  # and the Class page's

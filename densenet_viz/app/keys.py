@@ -98,3 +98,19 @@ def lesson_reveal(lesson_id: str, step: int) -> str:
 def numbers_table(figure_key: str) -> str:
     """The table of numbers under the chart or diagram whose element key is `figure_key` (its text alternative)."""
     return f"{figure_key}_numbers"
+
+
+# ---- class mode (pages/classroom.py): URL keys and session state
+CLASS_URL, TEACHER_URL, ME_URL = "class", "teacher", "me"  # ?class=CODE[&teacher=TOKEN | &me=STUDENT ID]
+CLASS_URL_KEYS = (CLASS_URL, TEACHER_URL, ME_URL)
+CLASS_ME = "app_class_me"  # {class code: this session's anonymous student id}
+CLASS_LOOK = "app_class_look"  # the step (1-based) a student looks at instead of the class's, or None
+CLASS_DRAWN = "app_class_drawn"  # (code, step, revealed) the student's page last drew: the poll compares
+CLASS_LESSON, CLASS_NICKNAMES, CLASS_START = "class_lesson", "class_nicknames", "class_start"
+CLASS_CODE, CLASS_JOIN, CLASS_NICKNAME = "class_code", "class_join", "class_nickname"
+CLASS_BACK, CLASS_NEXT, CLASS_REVEAL, CLASS_CSV = "class_back", "class_next", "class_reveal", "class_csv"
+CLASS_STEP_PICK, CLASS_RETURN, CLASS_SEND = "class_look_step", "class_back_to_class", "class_send"
+CLASS_LIVE = "class_live"  # the teacher's live distribution chart
+CLASS_QR = "class_qr_png"  # the QR code's PNG download
+CLASS_ANSWER = "class_answer"  # + f"_{code}_{step}": a student's prediction (a new widget per class and step)
+CLASS_PAGE = "class_page"  # + f"_{step}": the button that opens a step's page

@@ -76,8 +76,9 @@ BY_NAME = {c.name: c for c in CONTROLS}
 BY_KEY = {c.key: c for c in CONTROLS}
 LESSON_KEYS = ("show", "hide", "lock")  # show=only these; hide= / lock= everything but these
 PROJECTOR_KEY = "projector"  # ?projector=1: the projector theme (ui.projector_switch)
-# Query keys a page or the display owns (the Lessons page's step links, the projector theme): settings leave them be.
-PAGE_KEYS = ("lesson", "step", PROJECTOR_KEY)
+# Query keys a page or the display owns (the Lessons page's step links, the projector theme, the Class page's code,
+# teacher token and student id: keys.CLASS_URL_KEYS): settings leave them be.
+PAGE_KEYS = ("lesson", "step", PROJECTOR_KEY, "class", "teacher", "me")
 
 
 def densenet_presets() -> list[str]:

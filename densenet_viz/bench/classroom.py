@@ -18,9 +18,9 @@ import argparse
 import asyncio
 import os
 import random
-import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -30,9 +30,11 @@ from pathlib import Path
 
 from websockets.exceptions import InvalidHandshake
 
+from . import class_mode
 from .machine import machine_line
 from .stream import RunResult, Session, run_sync
 from .tables import markdown_table
+from .tables import percentile as _percentile
 
 ROOT = Path(__file__).resolve().parents[2]  # where app.py and .streamlit/ live
 PAGES = {  # URL page name -> title, the six analysis pages in teaching order
@@ -76,6 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="sample the app's server with py-spy during the run; collapsed stacks to PATH")
     group.add_argument("--no-floor", action="store_true",
                        help="skip the same students against Streamlit's floor (bench/floor_app.py)")
+    class_mode.add_arguments(group)
 
 
 @dataclass
@@ -141,14 +144,18 @@ def served_app(root: Path = ROOT, script: Path | None = None) -> Iterator[tuple[
     port = _free_port()
     start = ["densenet_viz.app.launch"] if script is None else ["streamlit", "run", str(script)]
     cmd = [sys.executable, "-m", *start, "--server.address", "127.0.0.1", "--server.port", str(port)]
-    process = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    # The server's log goes to a file, not a pipe: a pipe nobody reads during the run fills up (64 KiB of log lines,
+    # e.g. Streamlit's note on every dropped fragment rerun) and then blocks the server on its next log line.
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally below, after the server has stopped)
+    process = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=log,
                                start_new_session=True)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not _healthy(url):
             if process.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {process.returncode}: {process.stderr.read().decode()}")
+                log.seek(0)
+                raise RuntimeError(f"streamlit exited with {process.returncode}: {log.read().decode(errors='replace')}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"streamlit did not answer /_stcore/health in {START_TIMEOUT_S} s")
             time.sleep(0.25)
@@ -161,6 +168,7 @@ def served_app(root: Path = ROOT, script: Path | None = None) -> Iterator[tuple[
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, 9)
                 process.wait()
+        log.close()
 
 
 def _tree(pid: int) -> list[int]:
@@ -300,13 +308,6 @@ async def _train_rush(url: str, opts: Options) -> tuple[list[RunResult], list[Ru
 
 
 # ---- the table -------------------------------------------------------------------------------------
-
-
-def _percentile(values: list[float], q: float) -> float:
-    """The q-quantile (0..1) by linear interpolation, as numpy's default; a lone value is every quantile."""
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
 
 
 def _stats(results: list[RunResult]) -> list[str]:
@@ -466,4 +467,6 @@ def run(quick: bool, args: argparse.Namespace | None = None) -> str:
         parser = argparse.ArgumentParser()
         add_arguments(parser)
         args = parser.parse_args([])
+    if getattr(args, "class_mode", False):
+        return class_mode.measure(class_mode.options_from_args(args, quick))
     return measure(options_from_args(args, quick))

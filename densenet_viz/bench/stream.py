@@ -182,7 +182,12 @@ class Session:
             self.widget_ids[key] = element_id
         return key == until_key
 
-    async def _send(self, page: str, press: str | None = None, fragment_id: str = "") -> None:
+    async def send(self, page: str, press: str | None = None, fragment_id: str = "", auto: bool = True) -> None:
+        """Send one rerun without waiting for it: of the page, or of one fragment (as its run_every asks, or, with
+        auto=False, as a widget inside the fragment does)."""
+        await self._send(page, press=press, fragment_id=fragment_id, auto=auto)
+
+    async def _send(self, page: str, press: str | None = None, fragment_id: str = "", auto: bool = True) -> None:
         """One BackMsg(rerun_script) with the current query, page and every widget value set so far."""
         back = BackMsg()
         state = back.rerun_script
@@ -196,7 +201,7 @@ class Session:
             trigger.trigger_value = True
         if fragment_id:
             state.fragment_id = fragment_id
-            state.is_auto_rerun = True
+            state.is_auto_rerun = auto
         await self.ws.send(back.SerializeToString())
 
     async def close(self) -> None:
