@@ -179,7 +179,7 @@ def test_a_whole_lesson_runs_in_class_mode_and_the_csv_holds_every_step(class_st
         for at, value in zip(students, (right, right + 1), strict=True):
             at.run()
             assert f"Step {number} of {len(lesson.steps)}" in texts(at)
-            at.number_input(key=f"{keys.CLASS_ANSWER}_{code}_{number - 1}").set_value(value)
+            at.number_input(key=keys.class_answer(code, number - 1)).set_value(value)
             at.button(key=keys.CLASS_SEND).click().run()
         teacher.run()
         assert live_count(teacher) == "2 of 2 students answered"

@@ -228,7 +228,7 @@ def show_step(view: room.StepView) -> None:
     st.markdown(view.text)
     if view.page:
         st.link_button(f"Open the {view.page} page for this step", f"./{view.page}?{us.query_string(view.query)}",
-                       icon=":material/open_in_new:", key=f"{keys.CLASS_PAGE}_{view.number}",
+                       icon=":material/open_in_new:", key=keys.class_page(view.number),
                        help="Opens in a new tab with this step's model and only the controls the step names.")
 
 
@@ -275,7 +275,7 @@ def student_view(state: cs.ClassState, lesson: ls.Lesson) -> None:
     st.session_state[keys.CLASS_DRAWN] = (code, state.step, state.revealed)
     reached = list(range(1, state.step + 2))
     if len(reached) > 1:
-        st.segmented_control("Look at step", reached, default=view.number, key=f"{keys.CLASS_STEP_PICK}_{state.step}",
+        st.segmented_control("Look at step", reached, default=view.number, key=keys.class_step_pick(state.step),
                              on_change=_look, args=(state.step,))
     if not following:
         st.info(f"You are looking at step {view.number}; the class is at step {state.step + 1}.")
@@ -300,7 +300,7 @@ def student_view(state: cs.ClassState, lesson: ls.Lesson) -> None:
 @st.fragment
 def answer_box(code: str, student: str, step: int, question: ls.Question) -> None:
     """The prediction and Send: a fragment, so sending reruns only this box (a class sends at once)."""
-    answer_key = f"{keys.CLASS_ANSWER}_{code}_{step}"
+    answer_key = keys.class_answer(code, step)
     if question.kind == "choice":
         given = st.radio("Your answer", question.options, index=None, key=answer_key)
     else:
@@ -325,7 +325,7 @@ def _shown(value: float | str) -> str:
 
 
 def _look(step: int) -> None:
-    picked = st.session_state.get(f"{keys.CLASS_STEP_PICK}_{step}")
+    picked = st.session_state.get(keys.class_step_pick(step))
     st.session_state[keys.CLASS_LOOK] = None if picked in (None, step + 1) else picked
 
 

@@ -112,5 +112,19 @@ CLASS_BACK, CLASS_NEXT, CLASS_REVEAL, CLASS_CSV = "class_back", "class_next", "c
 CLASS_STEP_PICK, CLASS_RETURN, CLASS_SEND = "class_look_step", "class_back_to_class", "class_send"
 CLASS_LIVE = "class_live"  # the teacher's live distribution chart
 CLASS_QR = "class_qr_png"  # the QR code's PNG download
-CLASS_ANSWER = "class_answer"  # + f"_{code}_{step}": a student's prediction (a new widget per class and step)
-CLASS_PAGE = "class_page"  # + f"_{step}": the button that opens a step's page
+CLASS_ANSWER, CLASS_PAGE = "class_answer", "class_page"  # keyed per class and step: class_answer(), class_page()
+
+
+def class_answer(code: str, step: int) -> str:
+    """A student's prediction for a class's step (a new widget per class and step)."""
+    return f"{CLASS_ANSWER}_{code}_{step}"
+
+
+def class_page(step: int) -> str:
+    """The Class page's button that opens a step's page."""
+    return f"{CLASS_PAGE}_{step}"
+
+
+def class_step_pick(step: int) -> str:
+    """The student's 'look at step' picker while the class is at `step`."""
+    return f"{CLASS_STEP_PICK}_{step}"
