@@ -43,7 +43,7 @@ def add_teacher_lesson(lesson: ls.Lesson) -> None:
 
 
 with st.expander("Teachers: open your own lesson file"):
-    st.markdown("A lesson is a small TOML file (the format is in the README). Upload one for this session, or put "
+    st.markdown("A lesson is a small TOML file (the format is in docs/lessons.md). Upload one for this session, or put "
                 f"it in the server's lesson folder (`{ls.LESSONS_DIR_ENV}`) for the whole class; it is checked "
                 "before it is shown and nothing in it is run.")
     upload = st.file_uploader("Lesson file (.toml)", type=["toml"], key=keys.LESSON_UPLOAD, max_upload_size=1)

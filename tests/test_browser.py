@@ -87,7 +87,7 @@ def wait_for_metric(page, label: str, expected: str, timeout_ms: int = RUN_TIMEO
 
 def set_slider(page, key: str, value: int) -> None:
     """Move the slider with widget key `key` to `value` as a user would: click the track near the value, then
-    step with the arrow keys, one key per script run (faster presses race the reruns: see the README)."""
+    step with the arrow keys, one key per script run (tests/test_fast_clicks.py presses faster on purpose)."""
     thumb = page.locator(f'.st-key-{key} input[type="range"]')
     low, high = int(thumb.get_attribute("min")), int(thumb.get_attribute("max"))
     track = page.locator(f'.st-key-{key} [data-testid="stSlider"] div[style*="touch-action"]').first

@@ -219,9 +219,9 @@ def test_shipped_lesson_files_are_all_found():
     assert sorted(p.stem for p in LESSON_DIR.glob("*.toml")) == sorted(x.id for x in shipped_lessons())
 
 
-def test_the_readme_example_is_a_valid_lesson():
-    readme = (LESSON_DIR.parents[2] / "README.md").read_text()
-    section = readme.split("### The lesson format", 1)[1]
+def test_the_documented_example_is_a_valid_lesson():
+    doc = (LESSON_DIR.parents[2] / "docs" / "lessons.md").read_text()
+    section = doc.split("## The lesson format", 1)[1]
     example = section.split("```toml\n", 1)[1].split("\n```", 1)[0]
     lesson = parse_lesson(example, "example.toml")
     assert lesson.steps[0].question.answer.value == 6 * 7 // 2
@@ -231,4 +231,4 @@ def test_the_readme_example_is_a_valid_lesson():
 def test_the_lesson_query_keys_belong_to_the_page_not_to_the_settings():
     state = us.settings_from_query({"lesson": "03-compression", "step": "2", "k": "12"})
     assert not state.warnings and state.settings["growth_rate"] == 12
-    assert set(us.PAGE_KEYS) == {"lesson", "step", *keys.CLASS_URL_KEYS}  # and the Class page's
+    assert set(us.PAGE_KEYS) == {"lesson", "step", us.PROJECTOR_KEY, *keys.CLASS_URL_KEYS}  # and the Class page's

@@ -35,7 +35,7 @@ MODES: tuple[tuple[str, bool, str], ...] = (
 # and, on the CPU, more than this (bytes). The estimate is analysis.analyze's, which allocates nothing.
 CPU_BUDGET_BYTES = 6 * 2**30
 # ... and, on the CPU, more multiply-accumulates than this in all its training steps together
-# (about 45 s on the 2-core machine the README's tables come from).
+# (about 45 s on the 2-core machine of docs/benchmarks.md).
 CPU_BUDGET_MACS = 3 * 10**12
 MAX_REPEATS = 50
 
