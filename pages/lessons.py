@@ -7,8 +7,8 @@ import streamlit as st
 
 from densenet_viz import lessons as ls
 from densenet_viz import markup
+from densenet_viz import settings as us
 from densenet_viz.app import keys, ui, work
-from densenet_viz.app import settings as us
 from densenet_viz.lab import tasks
 
 ui.get_state()

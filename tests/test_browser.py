@@ -17,8 +17,8 @@ import pytest
 from conftest import ROOT, record
 
 from densenet_viz import PRESETS, DenseNetConfig, count_params
+from densenet_viz import settings as us
 from densenet_viz.app import keys
-from densenet_viz.app import settings as us
 from densenet_viz.lessons import shipped_lessons
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -13,8 +13,8 @@ import pytest
 from conftest import record
 from test_browser import RUN_TIMEOUT_MS, no_exception, settle
 
+from densenet_viz import settings as us
 from densenet_viz.app import keys
-from densenet_viz.app import settings as us
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

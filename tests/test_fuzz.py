@@ -24,7 +24,9 @@ from streamlit.testing.v1 import AppTest
 
 from densenet_viz import DenseNetConfig, count_params
 from densenet_viz.app import work
-from densenet_viz.app.settings import (
+from densenet_viz.lab.images import MAX_PIXELS, decode_upload, prepare_upload, preprocess
+from densenet_viz.models.plan import layer_plan
+from densenet_viz.settings import (
     BY_KEY,
     CONTROLS,
     LESSON_KEYS,
@@ -32,8 +34,6 @@ from densenet_viz.app.settings import (
     config_from_settings,
     settings_from_query,
 )
-from densenet_viz.lab.images import MAX_PIXELS, decode_upload, prepare_upload, preprocess
-from densenet_viz.models.plan import layer_plan
 
 # ---- query strings -------------------------------------------------------------------------------
 
@@ -387,7 +387,7 @@ HUGE = {"preset": "densenet264", "k": "128", "size": "1024", "batch": "1024"}  #
 def test_a_model_bigger_than_free_memory_is_refused_before_anything_is_allocated(monkeypatch):
     from densenet_viz.analysis.budget import free_memory_bytes
     from densenet_viz.analysis.closed_form import analyze
-    from densenet_viz.app.settings import config_from_settings, settings_from_query
+    from densenet_viz.settings import config_from_settings, settings_from_query
 
     built = []
     monkeypatch.setattr(work, "run_job", lambda *a, **k: built.append(a) or pytest.fail("a build was started"))

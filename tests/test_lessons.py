@@ -9,8 +9,8 @@ import pytest
 from apptest_helpers import open_page, shown
 
 from densenet_viz import PRESETS, build_model
+from densenet_viz import settings as us
 from densenet_viz.app import keys
-from densenet_viz.app import settings as us
 from densenet_viz.lessons import (
     LESSONS_DIR_ENV,
     LessonError,

@@ -18,7 +18,7 @@ from conftest import ARTIFACTS, ROOT, record, rss_bytes
 from test_browser import EXCEPTION, settle
 
 from densenet_viz import DenseNetConfig, count_params
-from densenet_viz.app.settings import config_from_settings, settings_from_query
+from densenet_viz.settings import config_from_settings, settings_from_query
 
 N_SESSIONS = 8
 MIN_CONFIGS = 50

@@ -5,7 +5,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from densenet_viz import PRESETS
-from densenet_viz.app.settings import (
+from densenet_viz.settings import (
     BY_NAME,
     CONTROLS,
     CUSTOM,

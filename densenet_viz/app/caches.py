@@ -15,6 +15,7 @@ import torch
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from .. import markup
+from .. import settings as us
 from ..analysis.budget import ENV_JOB_MEMORY, FORWARD_OVERHEAD, check_fits
 from ..analysis.records import EpochResult, ReuseMap
 from ..analysis.report import DTYPES
@@ -26,7 +27,6 @@ from ..models.config import DenseNetConfig, ResNetConfig, config_from_dict
 from ..viz import feature_charts as fc
 from ..viz import series
 from . import keys, work
-from . import settings as us
 from .state import AppState, config_key
 
 

@@ -18,11 +18,11 @@ import streamlit as st
 
 from .. import lessons as ls
 from .. import markup
+from .. import settings as us
 from ..classroom import room
 from ..classroom import store as cs
 from ..viz.class_charts import distribution_figure
 from . import keys
-from . import settings as us
 
 POLL_S = 1.0  # a screen sees a change within this (plus a rerun): the issue asks for 2 s
 QR_SCALE = 6

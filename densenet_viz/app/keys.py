@@ -8,7 +8,7 @@ that varies is a function here. Pages and ui.py write no key as a string literal
 (tests/test_keys.py checks).
 """
 
-from .settings import CONTROLS
+from ..settings import CONTROLS
 
 # ---- state the app keeps per session
 STATE = "app_state"  # the AppState the sidebar computed

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import settings as us
 from ..analysis.report import DTYPES
 from ..models.config import PRESET_TITLES, DenseNetConfig, ResNetConfig
-from . import settings as us
 
 
 @dataclass(frozen=True)

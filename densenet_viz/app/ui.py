@@ -19,6 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from .. import markup
+from .. import settings as us
 from ..analysis.report import DTYPES
 from ..models.config import PRESET_TITLES, PRESETS
 from ..models.devices import available_devices
@@ -26,7 +27,6 @@ from ..units import format_bytes, format_ratio, format_value
 from ..viz import describe, graphs, style
 from ..viz.charts import figure
 from . import caches, keys
-from . import settings as us
 from .state import AppState
 
 IMPL_TITLES = {

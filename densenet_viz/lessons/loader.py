@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..app import settings as us
+from .. import settings as us
 from ..markup import outside_references
 from .quantities import QUANTITIES, Answer, Context
 
 LESSON_DIR = Path(__file__).resolve().parents[1] / "data" / "lessons"
-PAGES_DIR = Path(__file__).resolve().parents[2] / "pages"
 LESSONS_DIR_ENV = "DENSENET_VIZ_LESSONS_DIR"  # a teacher's folder of extra lesson files
 MAX_LESSON_BYTES = 64 * 1024  # a lesson is a page of text; anything larger is not one
 MAX_STEPS = 30
@@ -84,9 +83,9 @@ class Lesson:
     steps: tuple[Step, ...]
 
 
-def available_pages(pages_dir: Path = PAGES_DIR) -> tuple[str, ...]:
-    """The pages a step may open: the stems of the app's page scripts."""
-    return tuple(sorted(p.stem for p in pages_dir.glob("*.py")))
+def available_pages() -> tuple[str, ...]:
+    """The pages a step may open: the app's page scripts by name."""
+    return us.PAGES
 
 
 def _line(text: str, step: int | None, key: str) -> int | None:

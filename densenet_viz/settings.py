@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..analysis import report
-from ..analysis.baselines import adapt_baseline, match_baseline, resnet_baselines
-from ..models.config import (
+from .analysis import report
+from .analysis.baselines import adapt_baseline, match_baseline, resnet_baselines
+from .models.config import (
     APP_LIMITS,
     DEFAULT_EFFICIENT_IMPL,
     EFFICIENT_IMPLS,
@@ -27,7 +27,7 @@ from ..models.config import (
     DenseNetConfig,
     ResNetConfig,
 )
-from ..models.plan import layer_plan, min_input_size
+from .models.plan import layer_plan, min_input_size
 
 CUSTOM = "custom"
 DTYPES = tuple(report.DTYPES)  # the names of analysis.report.DTYPES, the one dtype table
@@ -74,6 +74,10 @@ CONTROLS: tuple[Control, ...] = (
 )
 BY_NAME = {c.name: c for c in CONTROLS}
 BY_KEY = {c.key: c for c in CONTROLS}
+# The app's pages by script name (pages/<name>.py): what a lesson step may open. tests/test_layers.py holds it to
+# the pages/ folder, so the lessons need no source checkout to know them.
+PAGES = ("build", "connectivity", "growth", "memory", "tradeoffs", "accuracy", "features", "training", "lessons",
+         "classroom")
 LESSON_KEYS = ("show", "hide", "lock")  # show=only these; hide= / lock= everything but these
 PROJECTOR_KEY = "projector"  # ?projector=1: the projector theme (ui.projector_switch)
 # Query keys a page or the display owns (the Lessons page's step links, the projector theme, the Class page's code,
