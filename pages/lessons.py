@@ -71,16 +71,10 @@ except ls.LessonError as exc:
 
 # A student's link (?lesson=...&step=...) reopens its step: read once, before the widgets exist.
 if keys.LESSON_PICK_LESSON not in ss:
-    wanted, step_text = st.query_params.get("lesson", ""), st.query_params.get("step", "1")
-    if wanted and wanted not in lessons:
-        st.warning(f"The link names lesson {markup.quoted(wanted)}, which does not exist here; showing the first "
-                   "lesson.")
-    ss[keys.LESSON_PICK_LESSON] = wanted if wanted in lessons else next(iter(lessons))
-    step_number = int(step_text) if step_text.isdigit() else 1
-    if not 1 <= step_number <= len(lessons[ss[keys.LESSON_PICK_LESSON]].steps):
-        st.warning(f"The link's step {markup.quoted(step_text)} does not exist in this lesson; showing step 1.")
-        step_number = 1
-    ss[keys.LESSON_STEP] = step_number
+    ss[keys.LESSON_PICK_LESSON], ss[keys.LESSON_STEP], problems = ls.open_from_link(
+        lessons, st.query_params.get("lesson", ""), st.query_params.get("step", "1"))
+    for problem in problems:
+        st.warning(problem)
 if ss.get(keys.LESSON_PICK_LESSON) not in lessons:
     ss[keys.LESSON_PICK_LESSON] = next(iter(lessons))
 
@@ -100,8 +94,12 @@ answered, correct, asked = ls.progress(lesson, record)
 st.progress(answered / asked if asked else 1.0,
             text=f"{answered} of {asked} questions answered, {correct} correct")
 
+def _step_label(n: int) -> str:
+    return f"{n}" + (" ✓" if n - 1 in record and record[n - 1].correct else "")
+
+
 number = st.segmented_control("Step", list(range(1, len(lesson.steps) + 1)), key=keys.LESSON_STEP,
-                              format_func=lambda n: f"{n}" + (" ✓" if record.get(n - 1, {}).get("correct") else ""))
+                              format_func=_step_label)
 number = number or 1
 step = lesson.steps[number - 1]
 st.query_params["lesson"], st.query_params["step"] = lesson.id, str(number)
@@ -128,22 +126,17 @@ if question is not None:
     check_col, reveal_col = st.columns(2)
     checked = check_col.button("Check", key=keys.lesson_check(lesson.id, number), type="primary")
     revealed = reveal_col.button("Reveal", key=keys.lesson_reveal(lesson.id, number))
-    entry = record.setdefault(number - 1, {"answered": False, "correct": False, "revealed": False})
+    entry = record.setdefault(number - 1, ls.StepRecord())
     if checked:
-        if given is None:
-            st.warning("Enter an answer first (or press Reveal).")
-        else:
-            entry.update(answered=True, given=given, correct=entry["correct"] or question.check(given))
+        if ls.check(entry, question, given):
             st.rerun()  # redraw the progress bar above with this answer counted
-    if revealed and not entry["revealed"]:
-        entry.update(revealed=True, answered=True)
+        st.warning("Enter an answer first (or press Reveal).")
+    if revealed and ls.reveal(entry):
         st.rerun()
-    if entry.get("given") is not None and entry.get("given") == given and not entry["revealed"]:
-        if question.check(given):
-            st.success("Right.")
-        else:
-            st.error("Not quite: try again, or press Reveal.")
-    if entry["revealed"]:
+    right = ls.verdict(entry, question, given)
+    if right is not None:
+        (st.success if right else st.error)("Right." if right else "Not quite: try again, or press Reveal.")
+    if entry.revealed:
         st.info(f"**Answer: {ls.format_answer(question)}**"
                 + (f" (within ±{question.tolerance:g})" if question.tolerance else ""))
         st.markdown(question.answer.why)

@@ -14,11 +14,16 @@ from densenet_viz.app import keys
 from densenet_viz.lessons import (
     LESSONS_DIR_ENV,
     LessonError,
+    StepRecord,
+    check,
+    open_from_link,
     parse_lesson,
     progress,
     read_lesson,
+    reveal,
     shipped_lessons,
     teacher_lessons,
+    verdict,
 )
 from densenet_viz.lessons.loader import LESSON_DIR, available_pages
 
@@ -96,7 +101,7 @@ def test_every_step_link_reopens_its_settings_with_only_its_controls():
 def test_progress_counts_answered_and_correct_questions():
     lesson = next(x for x in shipped_lessons() if x.id == "02-connections-in-a-block")
     assert progress(lesson, {}) == (0, 0, 3)
-    assert progress(lesson, {0: {"answered": True, "correct": True}, 2: {"answered": True}}) == (2, 1, 3)
+    assert progress(lesson, {0: StepRecord(answered=True, correct=True), 2: StepRecord(answered=True)}) == (2, 1, 3)
 
 
 GOOD = '''title = "A small lesson"
@@ -232,3 +237,29 @@ def test_the_lesson_query_keys_belong_to_the_page_not_to_the_settings():
     state = us.settings_from_query({"lesson": "03-compression", "step": "2", "k": "12"})
     assert not state.warnings and state.settings["growth_rate"] == 12
     assert set(us.PAGE_KEYS) == {"lesson", "step", us.PROJECTOR_KEY, *keys.CLASS_URL_KEYS}  # and the Class page's
+
+
+def test_check_reveal_and_verdict_follow_what_the_student_did():
+    lesson = next(x for x in shipped_lessons() if x.id == "02-connections-in-a-block")
+    question = next(s.question for s in lesson.steps if s.question is not None and s.question.kind == "number")
+    right, wrong = question.answer.value, question.answer.value + 10 * (question.tolerance + 1)
+    record = StepRecord()
+    assert not check(record, question, None) and record == StepRecord()  # nothing typed: nothing recorded
+    assert verdict(record, question, right) is None  # nothing checked yet
+    assert check(record, question, wrong) and record.answered and not record.correct
+    assert verdict(record, question, wrong) is False and verdict(record, question, right) is None  # typed since
+    assert check(record, question, right) and record.correct and verdict(record, question, right) is True
+    assert check(record, question, wrong) and record.correct  # a right answer once checked stays earned
+    assert reveal(record) and not reveal(record) and record.revealed
+    assert verdict(record, question, wrong) is None  # the answer is on screen: no verdict
+
+
+def test_a_link_opens_its_lesson_and_step_or_says_what_was_wrong():
+    lessons = {x.id: x for x in shipped_lessons()}
+    first = next(iter(lessons))
+    assert open_from_link(lessons, "02-connections-in-a-block", "2") == ("02-connections-in-a-block", 2, [])
+    lesson_id, step, problems = open_from_link(lessons, "[x](http://e.example)", "٣")
+    assert (lesson_id, step) == (first, 1) and len(problems) == 2
+    assert "](" not in problems[0] and "\\[x\\]" in problems[0]  # the link's text is escaped, never a link
+    assert open_from_link(lessons, first, str(len(lessons[first].steps) + 1))[1:] == (
+        1, [f"The link's step “{len(lessons[first].steps) + 1}” does not exist in this lesson; showing step 1."])

@@ -13,13 +13,13 @@ from .loader import (
     format_answer,
     load_lesson_file,
     parse_lesson,
-    progress,
     read_lesson,
     shipped_lessons,
     teacher_folder,
     teacher_lessons,
 )
 from .quantities import QUANTITIES, Answer, Context
+from .session import StepRecord, check, open_from_link, progress, reveal, verdict
 
 __all__ = [
     "LESSONS_DIR_ENV",
@@ -34,12 +34,17 @@ __all__ = [
     "LessonError",
     "Question",
     "Step",
+    "StepRecord",
+    "check",
     "format_answer",
     "load_lesson_file",
+    "open_from_link",
     "parse_lesson",
     "progress",
     "read_lesson",
+    "reveal",
     "shipped_lessons",
     "teacher_folder",
     "teacher_lessons",
+    "verdict",
 ]

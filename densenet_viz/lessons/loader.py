@@ -311,14 +311,6 @@ def teacher_lessons(directory: str | Path | None = None) -> tuple[tuple[Lesson, 
     return tuple(lessons), tuple(errors)
 
 
-def progress(lesson: Lesson, record: Mapping[int, Mapping[str, bool]]) -> tuple[int, int, int]:
-    """(answered, correct, questions) of a lesson, from {step index: {"answered": .., "correct": ..}}."""
-    asked = [i for i, step in enumerate(lesson.steps) if step.question is not None]
-    answered = sum(bool(record.get(i, {}).get("answered")) for i in asked)
-    correct = sum(bool(record.get(i, {}).get("correct")) for i in asked)
-    return answered, correct, len(asked)
-
-
 def format_answer(question: Question) -> str:
     """The computed answer as the Reveal shows it: a choice's text, or a number with its unit."""
     value = question.answer.value
