@@ -1,33 +1,25 @@
 """Feature maps: what every unit of the real DenseNet computes from an image, channel by channel."""
 
 import streamlit as st
-import torch
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from densenet_viz import markup
 from densenet_viz.app import keys, work
 from densenet_viz.app.caches import (
     digits,
+    feature_view,
     prepared_upload,
     refuse_if_too_big,
-    report_out_of_memory,
     sample_input,
-    trained_views,
     upload_digest,
-    weights_view,
 )
-from densenet_viz.app.state import config_key
 from densenet_viz.app.ui import get_state, lesson_controls, plot, show_code
 from densenet_viz.app.uploads import warn_if_upload_lost
 from densenet_viz.lab import features as fx
-from densenet_viz.lab import images, tasks, training, weights
+from densenet_viz.lab import images, training, weights
 from densenet_viz.viz import feature_charts as fc
 
-WEIGHTS_KEY, SOURCE_KEY, SAMPLE_KEY, UPLOAD_KEY = keys.FM_WEIGHTS, keys.FM_SOURCE, keys.FM_SAMPLE, keys.FM_UPLOAD
-DIGIT_KEY, LAYER_KEY, CHANNELS_KEY = keys.FM_DIGIT, keys.FM_LAYER, keys.FM_CHANNELS
-WFILE_KEY, HUB_KEY = keys.FM_WEIGHTS_FILE, keys.FM_HUB_FILE
-RANDOM, TRAINED, LOADED = "Random initialization", "Trained in this app (digits)", "Loaded state dict"
-SAMPLE, UPLOAD, DIGIT = "Sample image", "Upload", "Digit (held-out test set)"
+RANDOM, TRAINED, LOADED, SAMPLE, UPLOAD, DIGIT = fx.RANDOM, fx.TRAINED, fx.LOADED, fx.SAMPLE, fx.UPLOAD, fx.DIGIT
 
 
 def weights_source() -> tuple[weights.WeightsFile, UploadedFile | None]:
@@ -35,12 +27,12 @@ def weights_source() -> tuple[weights.WeightsFile, UploadedFile | None]:
     the upload that can send its bytes when a worker does not hold them."""
     left, right = st.columns(2)
     upload = left.file_uploader(f"State dict (.pth / .pt, torchvision format, up to {weights.MAX_WEIGHTS_MIB} MiB)",
-                                type=["pth", "pt"], key=WFILE_KEY, max_upload_size=weights.MAX_WEIGHTS_MIB)
+                                type=["pth", "pt"], key=keys.FM_WEIGHTS_FILE, max_upload_size=weights.MAX_WEIGHTS_MIB)
     found = weights.hub_checkpoints()
-    hub = right.selectbox("…or a file in the torch hub cache", [None, *found], key=HUB_KEY,
+    hub = right.selectbox("…or a file in the torch hub cache", [None, *found], key=keys.FM_HUB_FILE,
                           format_func=lambda p: "(none)" if p is None else p.name)
     if upload is None and hub is None:
-        warn_if_upload_lost(WFILE_KEY, "state dict")
+        warn_if_upload_lost(keys.FM_WEIGHTS_FILE, "state dict")
         right.caption("Nothing found in the hub cache." if not found else "")
         st.info("Upload a state dict saved by torchvision (e.g. densenet121-a639ec97.pth) or pick a cached one.")
         st.stop()
@@ -57,11 +49,11 @@ st.markdown(
     "pick a block output to see the channels grouped by the layer that produced them."
 )
 lesson_controls()
-mode = st.radio("Weights", [RANDOM, TRAINED, LOADED], key=WEIGHTS_KEY, horizontal=True)
+mode = st.radio("Weights", fx.WEIGHTS_SOURCES, key=keys.FM_WEIGHTS, horizontal=True)
 config, size, device = state.config, state.input_size, state.device
 if mode != TRAINED:  # the sidebar's model, built here in float32 for one image
     refuse_if_too_big(state, batch_size=1, dtype_name="float32")
-run = st.session_state.get(keys.TRAINED_RUN)
+run, wfile, wupload = st.session_state.get(keys.TRAINED_RUN), None, None
 if mode == RANDOM:
     st.info("**Random weights:** maps show structure of the input, not learned features.")
 elif mode == TRAINED:
@@ -76,32 +68,32 @@ else:
     wfile, wupload = weights_source()
     loaded_note = st.empty()  # says so once the worker has loaded them
 
-sources = [DIGIT, SAMPLE, UPLOAD] if mode == TRAINED else [SAMPLE, UPLOAD]
+sources = fx.image_sources(mode)
 # Only a choice this session made is corrected: a new session (its server restarted) keeps the browser's choice.
-if SOURCE_KEY in st.session_state and st.session_state[SOURCE_KEY] not in sources:
-    st.session_state[SOURCE_KEY] = sources[0]
+if keys.FM_SOURCE in st.session_state and st.session_state[keys.FM_SOURCE] not in sources:
+    st.session_state[keys.FM_SOURCE] = sources[0]
 left, right = st.columns([2, 1])
-source = left.radio("Image", sources, key=SOURCE_KEY, horizontal=True)
+source = left.radio("Image", sources, key=keys.FM_SOURCE, horizontal=True)
 try:
     if source == DIGIT:
         data = digits(size, run.settings.test_fraction, run.settings.seed)
-        index = left.slider("Test digit", 0, len(data.y_test) - 1, 0, key=DIGIT_KEY)
+        index = left.slider("Test digit", 0, len(data.y_test) - 1, 0, key=keys.FM_DIGIT)
         x, display = data.x_test[index : index + 1], data.test_images[index]
         notes, image_key = [f"label {int(data.y_test[index])}"], ("digit", index)
         seen = f"held-out digit {index}, a handwritten {int(data.y_test[index])}"
     else:
-        crop = 0.875 if mode == LOADED and config.stem == "imagenet" else 1.0  # torchvision's resize 256, crop 224
+        crop = fx.input_crop(mode, config.stem)
         if source == SAMPLE:
-            name = left.selectbox("Sample (bundled with scikit-image)", list(images.SAMPLE_IMAGES), key=SAMPLE_KEY,
+            name = left.selectbox("Sample (bundled with scikit-image)", list(images.SAMPLE_IMAGES), key=keys.FM_SAMPLE,
                                   format_func=images.SAMPLE_IMAGES.get)
             pre, image_key = sample_input(name, size, config.in_channels, crop), ("sample", name)
             seen = f"the sample image {images.SAMPLE_IMAGES[name]}"
         else:
             upload = left.file_uploader(f"Image ({images.ALLOWED_TEXT}, up to {images.MAX_UPLOAD_MIB} MiB)",
-                                        type=list(images.UPLOAD_EXTENSIONS), key=UPLOAD_KEY,
+                                        type=list(images.UPLOAD_EXTENSIONS), key=keys.FM_UPLOAD,
                                         max_upload_size=images.MAX_UPLOAD_MIB)
             if upload is None:
-                warn_if_upload_lost(UPLOAD_KEY, "image")
+                warn_if_upload_lost(keys.FM_UPLOAD, "image")
                 st.info("Upload an image to see its feature maps.")
                 st.stop()
             pre, image_key = prepared_upload(upload, size, config.in_channels, crop), ("upload", upload_digest(upload))
@@ -124,41 +116,20 @@ try:
 except ValueError as exc:
     st.error(str(exc))
     st.stop()
-blocks = [p for p, s in specs.items() if s.kind == "dense_block"]
-if st.session_state.get(LAYER_KEY) not in specs:
-    st.session_state[LAYER_KEY] = blocks[0] if blocks else next(iter(specs))
-path = st.selectbox("Layer", list(specs), key=LAYER_KEY, format_func=lambda p: fx.layer_label(specs[p]))
+if st.session_state.get(keys.FM_LAYER) not in specs:
+    st.session_state[keys.FM_LAYER] = fx.default_layer(list(specs.values()))
+path = st.selectbox("Layer", list(specs), key=keys.FM_LAYER, format_func=lambda p: fx.layer_label(specs[p]))
 spec = specs[path]
-n_show = st.slider("Channels to draw", 1, 64, 16, key=CHANNELS_KEY)
+n_show = st.slider("Channels to draw", 1, 64, 16, key=keys.FM_CHANNELS)
 
 seconds = work.forward_cost(config, size, build=True)
 work.refuse_over_budget(seconds, f"One {size}×{size} image through this {config.depth}-layer model",
                         work.FORWARD_ADVICE)
 groups = fx.channel_groups(spec, getattr(config, "growth_rate", None))
-try:  # built and run on the worker pool, shared by identical requests
-    deadline, lane = work.deadline_s(seconds), work.view_lane(seconds)
-    if mode == LOADED:
-        view = weights_view(("loaded", wfile.key, config_key(config), device, path, image_key), config, device,
-                            wfile, wupload, path, x, deadline, lane)
-    elif mode == TRAINED:
-        views = trained_views(run, device, path, x, image_key)
-        view = None if views is None else views[0]
-    else:  # the seeded random model
-        view = work.run_job(("features", config_key(config), device, path, image_key), tasks.random_feature_map,
-                            (config, device, path, x), "Building the model and running the image",
-                            deadline=deadline, lane=lane)
-    if view is None:
-        st.stop()
-    if mode == LOADED:
-        loaded_note.success(f"Weights loaded from {markup.plain(wfile.name)} into the sidebar's model "
-                            f"({config.num_classes} classes).")
-except torch.OutOfMemoryError as exc:  # a subclass of RuntimeError: free memory before saying so
-    report_out_of_memory(exc, f"running the model on {device}")
-    st.stop()
-except (ValueError, RuntimeError, LookupError) as exc:  # a loaded file that does not fit the model, or no state dict
-    st.error(f"Not computed with {markup.plain(wfile.name)}: {markup.message(exc)}" if mode == LOADED
-             else f"The forward pass failed: {markup.message(exc)}")
-    st.stop()
+view = feature_view(mode, config, device, path, x, image_key, seconds, run, wfile, wupload)
+if mode == LOADED:
+    loaded_note.success(f"Weights loaded from {markup.plain(wfile.name)} into the sidebar's model "
+                        f"({config.num_classes} classes).")
 
 channels, colors = view.shape[0], fc.source_colors(groups)
 plot(fc.sources_grid_figure(view.maps, groups, n_show, fx.layer_label(spec)), key=keys.FM_GRID)

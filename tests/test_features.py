@@ -257,3 +257,17 @@ def test_capture_on_cuda_matches_the_cpu():
     gpu, logits = fx.compute_feature_map(gpu_model, x, config, spec, with_logits=True)
     assert np.allclose(cpu, gpu, atol=1e-3) and logits.shape == (config.num_classes,)
     assert _hooks(gpu_model) == 0
+
+
+def test_the_feature_page_choices():
+    assert fx.image_sources(fx.TRAINED) == [fx.DIGIT, fx.SAMPLE, fx.UPLOAD]
+    assert fx.image_sources(fx.RANDOM) == fx.image_sources(fx.LOADED) == [fx.SAMPLE, fx.UPLOAD]
+    with pytest.raises(ValueError, match="weights must be one of"):
+        fx.image_sources("pretrained")
+    # torchvision's ImageNet evaluation: resize the short side to 256, keep the centre 224
+    assert fx.input_crop(fx.LOADED, "imagenet") * 256 == 224
+    assert fx.input_crop(fx.LOADED, "cifar") == fx.input_crop(fx.RANDOM, "imagenet") == 1.0
+    specs = fx.selectable_layers(PRESETS["densenet121"], 224)
+    assert fx.default_layer(specs) == "features.denseblock1"
+    resnet_specs = fx.selectable_layers(PRESETS["resnet18"], 224)
+    assert fx.default_layer(resnet_specs) == resnet_specs[0].path  # no dense block: the first unit

@@ -245,6 +245,39 @@ def weights_view(key: tuple, config: DenseNetConfig | ResNetConfig, device: str,
                             deadline=deadline, lane=lane)
 
 
+def feature_view(weights: str, config: DenseNetConfig | ResNetConfig, device: str, path: str, x: torch.Tensor,
+                 image_key: tuple, seconds: float, run: TrainedRun | None = None, source: WeightsFile | None = None,
+                 upload: UploadedFile | None = None) -> FeatureView:
+    """What the Feature maps page shows of unit `path` for image x, with the weights chosen (lab.features.RANDOM,
+    TRAINED with the session's run, LOADED from `source`), computed in a worker and shared by identical requests;
+    a failure or a stop is said on the page, which then stops."""
+    from ..lab import features as fx
+    from ..lab import tasks
+
+    deadline, lane = work.deadline_s(seconds), work.view_lane(seconds)
+    try:
+        if weights == fx.LOADED:
+            view = weights_view(("loaded", source.key, config_key(config), device, path, image_key), config, device,
+                                source, upload, path, x, deadline, lane)
+        elif weights == fx.TRAINED:
+            views = trained_views(run, device, path, x, image_key)
+            view = None if views is None else views[0]
+        else:  # the seeded random model
+            view = work.run_job(("features", config_key(config), device, path, image_key), tasks.random_feature_map,
+                                (config, device, path, x), "Building the model and running the image",
+                                deadline=deadline, lane=lane)
+    except torch.OutOfMemoryError as exc:  # a subclass of RuntimeError: free memory before saying so
+        report_out_of_memory(exc, f"running the model on {device}")
+        st.stop()
+    except (ValueError, RuntimeError, LookupError) as exc:  # a file that does not fit the model, or no state dict
+        st.error(f"Not computed with {markup.plain(source.name)}: {markup.message(exc)}" if weights == fx.LOADED
+                 else f"The forward pass failed: {markup.message(exc)}")
+        st.stop()
+    if view is None:
+        st.stop()
+    return view
+
+
 # A shared resource, not cache_data: a copy per session and rerun cost more than the page's own work.
 @st.cache_resource(max_entries=2, show_spinner="Loading scikit-learn's digits…")
 def digits(size: int, test_fraction: float, seed: int) -> DigitsData:

@@ -60,6 +60,30 @@ def inference_model(config: DenseNetConfig | ResNetConfig, device: str = "cpu", 
     return frozen(seeded_model(config, seed), device)
 
 
+# Where a page's weights and images come from (their labels, as the page shows them).
+RANDOM, TRAINED, LOADED = "Random initialization", "Trained in this app (digits)", "Loaded state dict"
+WEIGHTS_SOURCES = (RANDOM, TRAINED, LOADED)
+SAMPLE, UPLOAD, DIGIT = "Sample image", "Upload", "Digit (held-out test set)"
+
+
+def image_sources(weights: str) -> list[str]:
+    """The images these weights may see: the held-out digits only with the model trained on them."""
+    if weights not in WEIGHTS_SOURCES:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHTS_SOURCES)}; got {weights!r}")
+    return [DIGIT, SAMPLE, UPLOAD] if weights == TRAINED else [SAMPLE, UPLOAD]
+
+
+def input_crop(weights: str, stem: str) -> float:
+    """The centre fraction of an image kept before resizing: torchvision's evaluation (resize to 256, crop 224)
+    for loaded ImageNet weights, so their predictions are the published ones; all of it otherwise."""
+    return 224 / 256 if weights == LOADED and stem == "imagenet" else 1.0
+
+
+def default_layer(specs: list[LayerSpec]) -> str:
+    """The unit a page opens on: the first dense block's output (the concatenation), else the first unit."""
+    return next((s.path for s in specs if s.kind == "dense_block"), specs[0].path)
+
+
 def selectable_layers(config: DenseNetConfig | ResNetConfig, input_size: int) -> list[LayerSpec]:
     """The layer plan without the classifier, plus each dense block's output (kind 'dense_block')."""
     plan = [s for s in layer_plan(config, input_size) if s.kind != "classifier"]
