@@ -9,7 +9,6 @@ in app/state.py.
 
 from __future__ import annotations
 
-import copy
 import functools
 import inspect
 from pathlib import Path
@@ -413,12 +412,14 @@ def text_alternative(alt: describe.TextAlternative, key: str, where: Any = None,
 def plot(fig, key: str, where: Any = None) -> None:
     """A plotly figure at full width, following Streamlit's light or dark theme (and the projector theme), with
     its text alternative (describe.figure) under it; `where` is a column or container (the page by default)."""
-    alt = describe.figure(fig)  # from the figure as built (to_dict writes its arrays in plotly's binary form)
+    # One copy of the figure as plain JSON (plotly deep-copies to give it; a cached figure may be shared) serves
+    # the description and the themed figure: the arrays stay as built (to_dict writes them in binary form).
+    data, layout = [t.to_plotly_json() for t in fig.data], fig.layout.to_plotly_json()
+    alt = describe.figure(fig, (data, layout))
     if is_projector():
-        spec = style.projector_spec(fig.to_dict(), dark=is_dark())
-    else:  # the traces as they are; a copy of the layout but its template (a cached figure may be shared)
-        layout = {k: v if k == "template" else copy.deepcopy(v) for k, v in fig.layout.to_plotly_json().items()}
-        spec = {"data": [t.to_plotly_json() for t in fig.data], "layout": style.readable_text(layout, is_dark())}
+        spec = style.projector_spec({"data": data, "layout": layout}, dark=is_dark())
+    else:
+        spec = {"data": data, "layout": style.readable_text(layout, is_dark())}
     fig = figure(spec["data"], spec["layout"])
     (st if where is None else where).plotly_chart(fig, key=key, theme="streamlit", config={"displaylogo": False})
     text_alternative(alt, key, where)

@@ -133,13 +133,13 @@ def _heatmap(trace: dict, name: str, cells: bool) -> tuple[str, list[dict]]:
     return sentence, records
 
 
-def figure(fig) -> TextAlternative:
+def figure(fig, spec: tuple[list[dict], dict] | None = None) -> TextAlternative:
     """The text alternative of a plotly figure: its title, axes, and each trace's numbers (legend-only traces,
-    which draw nothing, are left out)."""
-    layout = fig.layout.to_plotly_json()
+    which draw nothing, are left out). `spec`: the figure's traces and layout as plain JSON, when the caller has
+    them already (plotly deep-copies the whole figure to give them)."""
+    traces, layout = spec if spec is not None else ([t.to_plotly_json() for t in fig.data], fig.layout.to_plotly_json())
     title = plain_text((layout.get("title") or {}).get("text")) or "Chart"
     panels = _panels(layout)
-    traces = [t.to_plotly_json() for t in fig.data]
     cells = sum(np.size(t.get("z")) for t in traces if t.get("type") == "heatmap") <= CELLS
     sentences, records = [], []
     maps: list[tuple[str, float, float]] = []  # (name, lowest, highest) of each heatmap
@@ -184,9 +184,10 @@ def figure(fig) -> TextAlternative:
     if len(y_titles) == 1:
         axes.append(f"Vertical axis: {y_titles[0]}.")
     summary = " ".join([f"{title}.", *axes, ". ".join(s for s in sentences if s) + "."])
-    table = pd.DataFrame.from_records(records)
-    table = table.drop(columns=[c for c in ("panel", "label", "series") if c in table
-                                and not table[c].astype(bool).any()])
+    # Plain lists into one DataFrame: from_records and drop cost more than the rest of the description.
+    columns = [c for c in dict.fromkeys(k for r in records for k in r)
+               if c not in ("panel", "label", "series") or any(r.get(c) for r in records)]
+    table = pd.DataFrame({c: [r.get(c) for r in records] for c in columns})
     if not panels and "x" in table:
         table = table.rename(columns={"x": x_titles[0] if len(x_titles) == 1 else "x",
                                       "y": y_titles[0] if len(y_titles) == 1 else "y"})
