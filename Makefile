@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run serve test lint bench clean
+.PHONY: run serve test test-fast lint bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ serve: $(VENV)/.run-deps
 test: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
+
+# Before each commit: ruff and every test that needs neither a browser nor a server of its own (a few minutes).
+test-fast: $(VENV)/.dev-deps
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -m "not slow and not browser" -q
 
 lint: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff check .

@@ -20,7 +20,7 @@ import streamlit as st
 from .. import markup
 from .. import settings as us
 from ..analysis.report import DTYPES
-from ..models.config import PRESET_TITLES, PRESETS
+from ..models.config import BN_SIZE, PRESET_TITLES, PRESETS
 from ..models.devices import available_devices
 from ..units import format_bytes, format_ratio, format_value
 from ..viz import describe, graphs, style
@@ -41,7 +41,6 @@ IMPL_TITLES = {
 # middle of a run) comes back at the dict's value instead of the widget's minimum, and is never read back
 # (docs/url-state.md).
 
-BN_DEFAULT = 4  # the bottleneck width a switched-on toggle starts at (DenseNet-B's 4·k)
 _SETTING = {key: name for name, key in keys.CONTROL.items()}  # a control's widget key -> its settings name
 
 
@@ -50,7 +49,7 @@ def _shown(name: str, settings: dict[str, Any]) -> Any:
     value = settings[name]
     if name == "block_config":
         return us.format_blocks(value)
-    return (value or BN_DEFAULT) if name == "bn_size" else value
+    return (value or BN_SIZE) if name == "bn_size" else value
 
 
 def _changed(key: str) -> None:
@@ -75,7 +74,7 @@ def _apply_changes(settings: dict[str, Any]) -> tuple[dict[str, Any], str | None
     ss[keys.CHANGES] = pending
     changes = {_SETTING[k]: v for k, v in pending.items() if k != keys.BOTTLENECK}
     if keys.BOTTLENECK in pending:  # the toggle switches bn_size between 0 and a width
-        width = changes.get("bn_size") or settings["bn_size"] or BN_DEFAULT
+        width = changes.get("bn_size") or settings["bn_size"] or BN_SIZE
         changes["bn_size"] = width if pending[keys.BOTTLENECK] else 0
     if not changes:
         return settings, None
@@ -321,7 +320,7 @@ def get_state() -> AppState:
     """The AppState of this session (defaults until the sidebar has run)."""
     _run_through_app()
     if keys.STATE not in st.session_state:
-        config = PRESETS["densenet121"]
+        config = PRESETS[us.DEFAULT_PRESET]
         name, baseline = us.resolve_baseline(config, "auto-params")
         st.session_state[keys.STATE] = AppState(config=config, baseline=baseline, baseline_name=name)
     return st.session_state[keys.STATE]

@@ -124,6 +124,9 @@ class _DictMixin:
         return cls(**data)
 
 
+BN_SIZE = 4  # DenseNet-B's bottleneck: the 1x1 convolution gives 4k maps (Huang et al. 2017, Sec. 3)
+
+
 @dataclass(frozen=True)
 class DenseNetConfig(_DictMixin):
     """Everything that defines a DenseNet; the model, the analysis and the figures derive from it."""
@@ -131,7 +134,7 @@ class DenseNetConfig(_DictMixin):
     growth_rate: int = 32  # k: channels each dense layer adds (paper Sec. 3, "growth rate")
     block_config: tuple[int, ...] = (6, 12, 24, 16)  # dense layers in each dense block
     num_init_features: int = 64  # k0: channels the stem hands to the first block
-    bn_size: int = 4  # bottleneck width factor: the 1x1 conv gives bn_size*k maps; 0 = no bottleneck
+    bn_size: int = BN_SIZE  # bottleneck width factor: the 1x1 conv gives bn_size*k maps; 0 = no bottleneck
     compression: float = 0.5  # theta: a transition keeps floor(theta*c) of its c channels
     drop_rate: float = 0.0  # dropout after each dense layer (the paper's CIFAR runs without aug.)
     stem: str = "imagenet"  # "imagenet": 7x7/2 conv + 3x3/2 max-pool; "cifar": one 3x3 conv
@@ -275,7 +278,7 @@ def _cifar_densenet(depth: int, k: int, bc: bool, num_classes: int = 10) -> Dens
         growth_rate=k,
         block_config=(n, n, n),
         num_init_features=2 * k if bc else 16,
-        bn_size=4 if bc else 0,
+        bn_size=BN_SIZE if bc else 0,
         compression=0.5 if bc else 1.0,
         stem="cifar",
         num_classes=num_classes,
