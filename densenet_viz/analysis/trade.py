@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models.build import build_model
-from ..models.config import DenseNetConfig
+from ..models.config import DenseNetConfig, check_int
 from ..models.devices import check_device
 from ..models.plan import layer_plan
 from .budget import check_fits
@@ -106,8 +106,7 @@ def peak_training_bytes(model: nn.Module, x: Tensor, target: Tensor) -> int | No
 
 
 def _check_positive_int(name: str, value: object, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
-        raise ValueError(f"{name} must be an integer in [1, {high}], got {value!r}")
+    check_int(name, value, 1, high)
     return value
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..models.config import check_int
 from ..units import MIB
 
 # Uploads: what Pillow may decode and how big it may be. The pixel limit is checked from the header,
@@ -221,8 +222,7 @@ def preprocess(image: Image.Image, input_size: int, in_channels: int = 3, crop_f
     centre region the crop reads (plus the resampling filter's reach) is converted and resampled, so the
     cost follows the input size, not the image's length.
     """
-    if isinstance(input_size, bool) or not isinstance(input_size, int) or not 1 <= input_size <= 4096:
-        raise ValueError(f"input_size must be an integer in [1, 4096], got {input_size!r}")
+    check_int("input_size", input_size, 1, 4096)
     if not 0.1 <= crop_fraction <= 1.0:
         raise ValueError(f"crop_fraction must be in [0.1, 1.0], got {crop_fraction}")
     mean, std = normalization(in_channels)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from ..analysis.baselines import count_params, match_baseline
 from ..analysis.records import EpochResult, ReuseMap
 from ..models.build import build_model, frozen, seeded_model
-from ..models.config import PRESET_TITLES, DenseNetConfig, ResNetConfig
+from ..models.config import PRESET_TITLES, DenseNetConfig, ResNetConfig, check_int
 from .features import torch_threads
 from .images import GRAY_MEAN, GRAY_STD
 
@@ -61,9 +61,7 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         for name, low, high in [("epochs", 1, MAX_EPOCHS), ("batch_size", 1, 4096), ("image_size", 8, 64)]:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+            check_int(name, getattr(self, name), low, high)
         if not 0 < self.lr <= 1:
             raise ValueError(f"lr must be in (0, 1], got {self.lr}")
         if not 0.05 <= self.test_fraction <= 0.5:
