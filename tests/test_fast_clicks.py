@@ -1,6 +1,7 @@
 """An impatient student in a real browser: fresh tabs, reloads, page clicks 0.1 s after a run ended, back and
-forward, fast slider key presses, lesson links. After every step the controls must show the model the URL names
-and no page may say "Invalid settings" (a dropped widget state comes back at its minimum or empty value).
+forward, fast slider key presses, preset choices, lesson links. After every step the URL must name the model the
+student chose (only the slider and the preset menu change it), every control must show the URL's value, and no
+page may say "Invalid settings" (issue 22: a dropped widget state came back at its minimum or empty value).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from test_browser import RUN_TIMEOUT_MS, no_exception, settle
 
 from densenet_viz.app import keys
 from densenet_viz.app import settings as us
+from densenet_viz.models.config import PRESET_TITLES
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -170,9 +172,10 @@ def test_fast_clicks_keep_the_url_and_the_controls_in_step(browser_context, app_
                 if time.monotonic() - t0 > TIME_LIMIT_S:
                     break
                 slider = page.locator('.st-key-growth_rate input[type="range"]').first
+                menu = page.locator('[data-testid="stSidebar"] .st-key-preset')
                 action = "reload" if step == 0 else rng.choice(
                     ["click"] * 5 + ["back"] * (behind > 0) + ["forward"] * (ahead > 0) + ["slider"] * 2 * (
-                        slider.count() > 0))
+                        slider.count() > 0) + ["preset"] * (menu.count() > 0))
                 before = runs_ended(page)
                 if action == "reload":
                     page.reload()
@@ -186,6 +189,13 @@ def test_fast_clicks_keep_the_url_and_the_controls_in_step(browser_context, app_
                 elif action in ("back", "forward"):
                     (page.go_back if action == "back" else page.go_forward)(wait_until="commit")
                     behind, ahead = (behind - 1, ahead + 1) if action == "back" else (behind + 1, ahead - 1)
+                elif action == "preset":
+                    # Choosing the preset the menu shows already changes nothing.
+                    showing = menu.evaluate("e => e.innerText + [...e.querySelectorAll('input')].map(i => i.value)")
+                    name = rng.choice([n for n in us.densenet_presets() if PRESET_TITLES[n] not in showing])
+                    menu.click()
+                    page.get_by_role("option", name=PRESET_TITLES[name], exact=True).click()
+                    model = us.with_preset(model, name)
                 else:
                     slider.focus()
                     low, high = int(slider.get_attribute("min")), int(slider.get_attribute("max"))
