@@ -122,6 +122,16 @@ def mismatches(page, model: dict) -> list[str]:
     return problems
 
 
+def chose_preset(model: dict, name: str) -> dict:
+    """The settings after choosing a preset, as a student expects them: its model, its family's input size."""
+    new = {**model, **us.preset_settings(name), "preset": name}
+    if new["stem"] != model["stem"]:
+        new["input_size"] = us.default_size(new["stem"])
+    if new["baseline"] not in us.baseline_choices(new["stem"]):
+        new["baseline"] = "auto-params"
+    return new
+
+
 def runs_ended(page) -> int:
     try:
         return page.evaluate("() => window.__runsEnded ?? 0")
@@ -195,7 +205,7 @@ def test_fast_clicks_keep_the_url_and_the_controls_in_step(browser_context, app_
                     name = rng.choice([n for n in us.densenet_presets() if PRESET_TITLES[n] not in showing])
                     menu.click()
                     page.get_by_role("option", name=PRESET_TITLES[name], exact=True).click()
-                    model = us.with_preset(model, name)
+                    model = chose_preset(model, name)
                 else:
                     slider.focus()
                     low, high = int(slider.get_attribute("min")), int(slider.get_attribute("max"))
