@@ -35,3 +35,22 @@ def test_mib_columns_rename_and_convert():
     out = mib_columns(pd.DataFrame({"output_bytes": [2**20, 2**21], "x": [1, 2]}), ["output_bytes"])
     assert list(out.columns) == ["output (MiB)", "x"]
     assert list(out["output (MiB)"]) == [1.0, 2.0]
+
+
+def test_no_text_is_set_below_the_smallest_label_size():
+    """style.py's rule: text at least LABEL_SIZE px (14; 16 and more for titles, axes and legends): no figure
+    source writes a smaller font size in place."""
+    import re
+    from pathlib import Path
+
+    from densenet_viz.viz import style
+
+    viz = Path(style.__file__).parent
+    pattern = re.compile(r'(?:font|textfont)"?\s*[:=]\s*\{[^}]*"size":\s*([A-Z_]+|\d+)|fontsize="(\d+)"')
+    found = [(path.name, a or b) for path in viz.glob("*.py") for a, b in pattern.findall(path.read_text())]
+    # a size named after a constant of style.py counts as that constant's value
+    sizes = [(name, int(getattr(style, v, v))) for name, v in found if v.isdigit() or hasattr(style, v)]
+    assert sizes, "the scan found no font sizes at all"
+    assert all(size >= style.LABEL_SIZE for _, size in sizes), sizes
+    assert min(style.TITLE_SIZE, style.AXIS_TITLE_SIZE, style.TICK_SIZE, style.LEGEND_SIZE, style.ANNOTATION_SIZE,
+               int(style.GRAPH_FONT_SIZE)) >= 16

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 
 from ..units import format_count
 from .charts import chart_layout, figure
-from .style import DENSENET_COLOR, HIGHLIGHT_COLOR, OKABE_ITO, RESNET_COLOR
+from .style import DENSENET_COLOR, HIGHLIGHT_COLOR, LABEL_SIZE, OKABE_ITO, RESNET_COLOR
 
 FAMILY_COLORS = {"DenseNet-BC": DENSENET_COLOR, "DenseNet": OKABE_ITO["bluish_green"], "ResNet": RESNET_COLOR}
 # One marker shape per source, so two sources of one family stay apart without a new colour.
@@ -50,7 +50,8 @@ def accuracy_chart(
         color = FAMILY_COLORS.get(fam, OKABE_ITO["grey"])
         data.append({
             "type": "scatter", "x": rows[x].to_numpy(), "y": rows["error"].to_numpy(), "mode": "lines+markers+text",
-            "text": rows["title"].tolist(), "textposition": "top right", "textfont": {"size": 13}, "cliponaxis": False,
+            "text": rows["title"].tolist(), "textposition": "top right", "textfont": {"size": LABEL_SIZE},
+            "cliponaxis": False,
             "name": f"{fam} · {rows['source_short'].iloc[0]}",
             "line": {"color": color, "width": 2},
             "marker": {"size": 12, "symbol": SOURCE_SYMBOLS.get(source, "circle"), "color": color},

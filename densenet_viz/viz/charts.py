@@ -28,6 +28,7 @@ from .style import (
     EFFICIENT_COLOR,
     FONT_FAMILY,
     HIGHLIGHT_COLOR,
+    LABEL_SIZE,
     LEGEND_SIZE,
     OKABE_ITO,
     PLAIN_COLOR,
@@ -446,7 +447,7 @@ def sweep_chart(
                 "textposition": "middle right", "name": "ResNets",
                 "hovertemplate": "%{text}: %{y:.3g}<extra></extra>",
                 "marker": {"size": 11, "color": RESNET_COLOR, "symbol": "diamond"},
-                "showlegend": panel == 1, "legendgroup": "resnet", "textfont": {"size": 13}, **cell,
+                "showlegend": panel == 1, "legendgroup": "resnet", "textfont": {"size": LABEL_SIZE}, **cell,
             })
     layout = grid.layout_copy()
     layout[grid.axes(3, 1)[0]]["title"] = {"text": wrap_text(x_title, AXIS_CHARS)}
@@ -472,7 +473,7 @@ def reference_lines(fig: go.Figure, references: pd.DataFrame, baseline: str) -> 
         y = float(row[key].iloc[0]) / scale
         shapes.append(_hline(y, f"{cell['xaxis']} domain", cell["yaxis"], color=RESNET_COLOR, dash="dot"))
         # where add_hline puts annotation_text: at the right end, above the line
-        notes.append({"font": {"size": 14}, "showarrow": False, "text": label, "x": 1, "xanchor": "right",
+        notes.append({"font": {"size": LABEL_SIZE}, "showarrow": False, "text": label, "x": 1, "xanchor": "right",
                       "xref": f"{cell['xaxis']} domain", "y": y, "yanchor": "bottom", "yref": cell["yaxis"]})
     # Set whole, as dicts: a figure from `figure` stores them as they are (another figure validates them), where
     # fig.add_hline or fig.update_layout would walk and check every property (~10 ms).

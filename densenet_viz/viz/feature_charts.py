@@ -14,13 +14,22 @@ import plotly.graph_objects as go
 
 from ..analysis.records import ChannelGroup, EpochResult, ReuseMap, source_of, spread_channels
 from .charts import Grid, axis_keys, figure, subplot_grid, title_margin, wrapped_title
-from .style import DENSENET_COLOR, FONT_FAMILY, OKABE_ITO, RESNET_COLOR, SERIES_COLORS, text_color_on
+from .style import (
+    DENSENET_COLOR,
+    FONT_FAMILY,
+    LABEL_SIZE,
+    OKABE_ITO,
+    RESNET_COLOR,
+    SERIES_COLORS,
+    TICK_SIZE,
+    text_color_on,
+)
 
 # One colour per source layer of a block output, cycling through the palette; x0 (the block input) is grey.
 LAYER_COLORS = tuple(color for name, color in OKABE_ITO.items() if name != "grey")
 X0_COLOR = OKABE_ITO["grey"]
 MAP_COLORSCALE = "Cividis"  # perceptually uniform and colour-blind safe
-FONT = {"family": FONT_FAMILY, "size": 15}  # readable on a projector
+FONT = {"family": FONT_FAMILY, "size": TICK_SIZE}
 TITLE_FONT_SIZE = 21  # plotly's default for FONT: 1.4 × its size
 GRID_WIDTH_PX = 900
 
@@ -82,7 +91,7 @@ def feature_grid_figure(
     layout = grid.layout_copy()
     # black text (readable on white) after a square in the source's colour
     layout["annotations"] = [
-        {**note, "text": f"<span style='color:{colors.get(s, X0_COLOR)}'>■</span> ch {c}", "font": {"size": 13}}
+        {**note, "text": f"<span style='color:{colors.get(s, X0_COLOR)}'>■</span> ch {c}", "font": {"size": LABEL_SIZE}}
         for note, c, s in zip(layout["annotations"], channels, sources, strict=False)
     ]
     for i in range(1, n + 1):  # keep every map square (x and y in the same units)

@@ -19,6 +19,7 @@ from .style import (
     GRAPH_FONT_SIZE,
     HIGHLIGHT_COLOR,
     KIND_COLORS,
+    LABEL_SIZE,
     PROJECTOR_GRAPH,
     foreground,
     muted,
@@ -199,7 +200,7 @@ def draw(trace: Trace, highlight: str | None = None, dark: bool = False, project
 
     `projector`: the projector theme (style.PROJECTOR_GRAPH): larger type and thicker lines."""
     fg, faint = foreground(dark), muted(dark)
-    sizes = PROJECTOR_GRAPH if projector else {"title": "20", "node": GRAPH_FONT_SIZE, "edge": "14"}
+    sizes = PROJECTOR_GRAPH if projector else {"title": "20", "node": GRAPH_FONT_SIZE, "edge": str(LABEL_SIZE)}
     thick = {"penwidth": PROJECTOR_GRAPH["penwidth"]} if projector else {}
     dot = graphviz.Digraph(name=trace.title)
     dot.attr(

@@ -59,13 +59,16 @@ PLAIN_COLOR = OKABE_ITO["vermillion"]  # training memory without checkpointing
 EFFICIENT_COLOR = OKABE_ITO["bluish_green"]  # training memory in the memory-efficient mode
 HIGHLIGHT_COLOR = OKABE_ITO["vermillion"]
 
-# Sizes for a projector at the back of a classroom (px): nothing a student must read below 16.
+# Sizes (px) for a projector at the back of a classroom: titles, axes, ticks, legends and notes 16 or more; only
+# labels that sit many to a figure (a grid's tile titles, point labels, a diagram's arrow labels) are 14, and the
+# projector theme (projector_spec) scales every size by half again.
 FONT_FAMILY = "Source Sans Pro, Helvetica, Arial, sans-serif"
 TITLE_SIZE = 24
 AXIS_TITLE_SIZE = 18
 TICK_SIZE = 16
 LEGEND_SIZE = 16
 ANNOTATION_SIZE = 18
+LABEL_SIZE = 14
 GRAPH_FONT_SIZE = "16"
 
 MACS_NOTE = "MACs = multiply-accumulates; FLOPs = 2 × MACs"
