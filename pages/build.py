@@ -59,26 +59,36 @@ with formulas:
     st.latex(r"\text{channels read by layer } \ell = k_0 + k\,(\ell - 1)")
 
 st.subheader("Every layer")
-kinds = sorted(report.table["kind"].dropna().unique())
-blocks = sorted(int(b) for b in report.table["block"].dropna().unique())
-pick_kind, pick_block = st.columns(2)
-chosen_kinds = pick_kind.multiselect("Kinds (none = all)", kinds, key=keys.BUILD_KINDS)
-chosen_blocks = pick_block.multiselect("Blocks (none = all)", blocks, key=keys.BUILD_BLOCKS)
-table = series.filter_layers(report.table, chosen_kinds, chosen_blocks)
-shown = mib_columns(table, [c for c in table.columns if c.endswith("_bytes")])
-st.dataframe(
-    shown,
-    hide_index=True,
-    column_config={
-        "params": st.column_config.NumberColumn("params", format="localized"),
-        "macs": st.column_config.NumberColumn("MACs (batch)", format="localized", help=MACS_NOTE),
-        **{c: st.column_config.NumberColumn(format="%.3f") for c in shown.columns if c.endswith("(MiB)")},
-    },
-    key=keys.BUILD_LAYER_TABLE,
-)
-st.caption(f"{len(table)} of {len(report.table)} rows.")
-st.download_button(
-    "Download the table as CSV", table.to_csv(index=False), file_name="densenet_layers.csv", mime="text/csv",
-    key=keys.BUILD_LAYERS_CSV,
-)
+
+
+# The filters redraw the table alone (a fragment): nothing above reruns.
+@st.fragment
+def layer_table() -> None:
+    """The per-layer table, filtered by kind and block, and its CSV."""
+    kinds = sorted(report.table["kind"].dropna().unique())
+    blocks = sorted(int(b) for b in report.table["block"].dropna().unique())
+    pick_kind, pick_block = st.columns(2)
+    chosen_kinds = pick_kind.multiselect("Kinds (none = all)", kinds, key=keys.BUILD_KINDS)
+    chosen_blocks = pick_block.multiselect("Blocks (none = all)", blocks, key=keys.BUILD_BLOCKS)
+    table = series.filter_layers(report.table, chosen_kinds, chosen_blocks)
+    shown = mib_columns(table, [c for c in table.columns if c.endswith("_bytes")])
+    st.dataframe(
+        shown,
+        hide_index=True,
+        column_config={
+            "params": st.column_config.NumberColumn("params", format="localized"),
+            "macs": st.column_config.NumberColumn("MACs (batch)", format="localized", help=MACS_NOTE),
+            **{c: st.column_config.NumberColumn(format="%.3f") for c in shown.columns if c.endswith("(MiB)")},
+        },
+        key=keys.BUILD_LAYER_TABLE,
+    )
+    st.caption(f"{len(table)} of {len(report.table)} rows.")
+    st.download_button(
+        "Download the table as CSV", table.to_csv(index=False), file_name="densenet_layers.csv", mime="text/csv",
+        key=keys.BUILD_LAYERS_CSV,
+    )
+
+
+layer_table()
+
 ui.show_code(DenseLayer, DenseBlock)
