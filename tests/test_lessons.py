@@ -230,4 +230,4 @@ def test_the_readme_example_is_a_valid_lesson():
 def test_the_lesson_query_keys_belong_to_the_page_not_to_the_settings():
     state = us.settings_from_query({"lesson": "03-compression", "step": "2", "k": "12"})
     assert not state.warnings and state.settings["growth_rate"] == 12
-    assert set(us.PAGE_KEYS) == {"lesson", "step", us.PROJECTOR_KEY}  # the projector theme is not a setting either
+    assert set(us.PAGE_KEYS) == {"lesson", "step"}
