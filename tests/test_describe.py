@@ -69,8 +69,8 @@ def test_a_summary_names_each_series_lowest_and_highest_value(name):
     for trace in fig.data:
         t = trace.to_plotly_json()
         if t.get("type") == "heatmap":
-            z = np.asarray(t["z"], dtype=float)
-            if t is fig.data[0].to_plotly_json() or len(fig.data) == 1:
+            if len(fig.data) == 1:  # one matrix: its range (a grid of maps: the lowest and highest of all, below)
+                z = np.asarray(t["z"], dtype=float)
                 assert describe.number(np.nanmin(z)) in alt.summary and describe.number(np.nanmax(z)) in alt.summary
             continue
         ys = [v for v in t.get("y", []) if v is not None]
@@ -99,6 +99,15 @@ def test_the_comparison_summary_carries_both_models_parameters():
     assert "Parameters (M), DenseNet-121: parameters 7.979" in alt.summary  # 7,978,856 parameters
     assert "Parameters (M), ResNet-50: parameters 25.56" in alt.summary  # 25,557,032
     assert set(alt.table["panel"]) == {"Parameters (M)", "MACs/image (G)", "Memory (MiB)"}
+
+
+def test_a_grid_of_maps_is_one_sentence_with_its_extremes():
+    fig = FEATURE_CHARTS["feature_grid_figure"][0]()
+    alt = describe.figure(fig)
+    maps = [np.asarray(t.z, dtype=float) for t in fig.data if t.type == "heatmap"]
+    assert f"{len(maps)} maps of 8 × 8 values" in alt.summary
+    assert describe.number(min(m.min() for m in maps)) in alt.summary
+    assert describe.number(max(m.max() for m in maps)) in alt.summary
 
 
 def test_numbers_are_written_in_full_or_to_four_digits():
