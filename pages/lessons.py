@@ -1,15 +1,12 @@
 """Lessons: guided steps that ask a student to predict a number, then reveal what the live model says."""
 
-import dataclasses
-import hashlib
-
 import streamlit as st
 
 from densenet_viz import lessons as ls
 from densenet_viz import markup
 from densenet_viz import settings as us
-from densenet_viz.app import keys, ui, work
-from densenet_viz.lab import tasks
+from densenet_viz.app import keys, ui
+from densenet_viz.app import lessons as lesson_source
 
 ui.get_state()
 ss = st.session_state
@@ -21,51 +18,17 @@ st.markdown(
 )
 
 
-@st.cache_resource(max_entries=1, show_spinner="Loading the lessons…")
-def shipped() -> tuple[ls.Lesson, ...]:
-    """The shipped lessons, loaded and checked once per server."""
-    return ls.shipped_lessons()
-
-
-@st.cache_resource(max_entries=1, ttl=30, show_spinner=False)
-def from_teacher_folder(folder: str) -> tuple[tuple[ls.Lesson, ...], tuple[str, ...]]:
-    """The lessons in the teacher's folder, read again every 30 s so a new file shows up without a restart."""
-    lessons, errors = ls.teacher_lessons(folder)
-    return tuple(dataclasses.replace(lesson, id=f"my-{lesson.id}") for lesson in lessons), errors
-
-
-def add_teacher_lesson(lesson: ls.Lesson) -> None:
-    """Keep a teacher's lesson in this session, under an id that cannot shadow a shipped one (the last few only)."""
-    lesson = dataclasses.replace(lesson, id=f"my-{lesson.id}")
-    kept = [(i, kept) for i, kept in ss.get(keys.TEACHER_LESSONS, {}).items() if i != lesson.id]
-    ss[keys.TEACHER_LESSONS] = dict([*kept[-(ls.MAX_SESSION_LESSONS - 1):], (lesson.id, lesson)])
-    ss[keys.LESSON_PICK_LESSON], ss[keys.LESSON_STEP] = lesson.id, 1
-
-
 with st.expander("Teachers: open your own lesson file"):
-    st.markdown("A lesson is a small TOML file (the format is in docs/lessons.md). Upload one for this session, or put "
-                f"it in the server's lesson folder (`{ls.LESSONS_DIR_ENV}`) for the whole class; it is checked "
+    st.markdown("A lesson is a small TOML file (the format is in docs/lessons.md). Upload one for this session, or "
+                f"put it in the server's lesson folder (`{ls.LESSONS_DIR_ENV}`) for the whole class; it is checked "
                 "before it is shown and nothing in it is run.")
     upload = st.file_uploader("Lesson file (.toml)", type=["toml"], key=keys.LESSON_UPLOAD, max_upload_size=1)
-    if upload is not None and ss.get(keys.LESSON_UPLOAD_DONE) != upload.file_id:
-        data = upload.getvalue()
-        try:  # checked and its answers computed in a worker, once per file: a lesson may name large models
-            lesson = work.run_job(("lesson", hashlib.sha256(data).hexdigest(), upload.name), tasks.read_lesson,
-                                  (data, upload.name), "Checking the lesson", deadline=ls.MAX_CHECK_S, lane=work.VIEW)
-        except ls.LessonError as exc:
-            st.error(f"This lesson file cannot be used: {markup.message(exc)}")
-        else:
-            if lesson is not None:
-                add_teacher_lesson(lesson)
-                ss[keys.LESSON_UPLOAD_DONE] = upload.file_id
-                st.success(f"Lesson {markup.quoted(lesson.title)} loaded for this session: {len(lesson.steps)} "
-                           "step(s), every answer computed from its model.")
-folder_lessons, folder_errors = from_teacher_folder(ls.teacher_folder())
-for error in folder_errors:
+    if upload is not None:
+        lesson_source.take_upload(upload)
+for error in lesson_source.from_teacher_folder(ls.teacher_folder())[1]:
     st.warning(f"A lesson in the teacher's folder cannot be used: {markup.message(error)}")
 try:
-    uploaded = ss.get(keys.TEACHER_LESSONS, {}).values()
-    lessons = {lesson.id: lesson for lesson in (*shipped(), *folder_lessons, *uploaded)}
+    lessons = lesson_source.session_lessons()
 except ls.LessonError as exc:
     ui.stop_with_error(f"A shipped lesson is broken: {markup.message(exc)}")
 

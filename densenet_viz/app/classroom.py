@@ -10,7 +10,6 @@ changed. Every text a person typed (codes, nicknames) is shown through markup.pl
 
 from __future__ import annotations
 
-import dataclasses
 from urllib.parse import quote
 
 import segno
@@ -23,19 +22,16 @@ from ..classroom import room
 from ..classroom import store as cs
 from ..viz.class_charts import distribution_figure
 from . import keys
+from .lessons import server_lessons
 
 POLL_S = 1.0  # a screen sees a change within this (plus a rerun): the issue asks for 2 s
 QR_SCALE = 6
 
 
-@st.cache_resource(max_entries=1, ttl=30, show_spinner=False)
-def class_lessons(folder: str) -> dict[str, ls.Lesson]:
-    """The lessons a class can follow: the shipped ones and the teacher folder's (as on the Lessons page), the same
-    in every replica. A lesson uploaded into one session is not: other replicas could not show it."""
-    found = {lesson.id: lesson for lesson in ls.shipped_lessons()}
-    mine, _ = ls.teacher_lessons(folder)
-    found.update({f"my-{lesson.id}": dataclasses.replace(lesson, id=f"my-{lesson.id}") for lesson in mine})
-    return found
+def class_lessons() -> dict[str, ls.Lesson]:
+    """The lessons a class can follow: the server's (shipped and the teacher folder's), the same in every replica.
+    A lesson uploaded into one session is not: other replicas could not show it."""
+    return server_lessons()
 
 
 def store() -> cs.Store:
@@ -98,7 +94,7 @@ def _route() -> None:
                  "teacher (a class ends a few hours after it starts).")
         join_form()
         return
-    lesson = class_lessons(ls.teacher_folder()).get(state.lesson_id)
+    lesson = class_lessons().get(state.lesson_id)
     if lesson is None:
         st.error(f"This class follows the lesson {markup.quoted(state.lesson_id)}, which this server does not have.")
         return
@@ -133,7 +129,7 @@ def join_form() -> None:
 
 def start_form() -> None:
     """A teacher starts a class from a lesson."""
-    lessons = class_lessons(ls.teacher_folder())
+    lessons = class_lessons()
     with st.form(keys.CLASS_START, border=True):
         st.subheader("Teachers: start a class")
         chosen = st.selectbox("Lesson", list(lessons), format_func=lambda i: lessons[i].title, key=keys.CLASS_LESSON)
