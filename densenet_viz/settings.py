@@ -40,7 +40,6 @@ DEFAULT_PRESET = "densenet121"
 
 _INT = re.compile(r"[0-9]{1,7}")  # ASCII digits only: int() would also accept '٣' or '1_000'
 _FLOAT = re.compile(r"[0-9]{1,3}(\.[0-9]{1,6})?")
-_NAME = re.compile(r"[a-z0-9_\-]{1,40}")
 
 
 @dataclass(frozen=True)
