@@ -19,6 +19,7 @@ from .. import settings as us
 from ..analysis.budget import ENV_JOB_MEMORY, FORWARD_OVERHEAD, check_fits
 from ..analysis.records import EpochResult, ReuseMap
 from ..analysis.report import DTYPES
+from ..lab import features as fx
 from ..lab.features import FeatureView
 from ..lab.images import Preprocessed, load_sample, preprocess
 from ..lab.training import DENSENET_NAME, DigitsData, TrainedRun, TrainSettings, digits_data, state_digest
@@ -251,7 +252,6 @@ def feature_view(weights: str, config: DenseNetConfig | ResNetConfig, device: st
     """What the Feature maps page shows of unit `path` for image x, with the weights chosen (lab.features.RANDOM,
     TRAINED with the session's run, LOADED from `source`), computed in a worker and shared by identical requests;
     a failure or a stop is said on the page, which then stops."""
-    from ..lab import features as fx
     from ..lab import tasks
 
     deadline, lane = work.deadline_s(seconds), work.view_lane(seconds)
