@@ -54,7 +54,7 @@ VIEW, EXPERIMENT = "view", "experiment"  # the pool's two lanes
 QUICK_VIEW_S = 1.0  # a view estimated above this runs on the experiment lane: the view lane stays quick for everyone
 
 
-@st.cache_resource(show_spinner=False, on_release=lambda pool: pool.shutdown())
+@st.cache_resource(max_entries=2, show_spinner=False, on_release=lambda pool: pool.shutdown())  # one per lane
 def _lane_pool(lane: str) -> jobs.JobPool:
     workers = jobs.default_workers()
     # Twice a job's memory budget: the estimates that refuse bigger jobs up front are within 1.5x; past this limit a
