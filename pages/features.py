@@ -66,6 +66,7 @@ elif mode == TRAINED:
                f"input {size}×{size}, 1 channel.")
 else:
     wfile, wupload = weights_source()
+    loaded_note = st.empty()  # says so once the worker has loaded them
 
 sources = fx.image_sources(mode)
 # Only a choice this session made is corrected: a new session (its server restarted) keeps the browser's choice.
@@ -115,50 +116,40 @@ try:
 except ValueError as exc:
     st.error(str(exc))
     st.stop()
+if st.session_state.get(keys.FM_LAYER) not in specs:
+    st.session_state[keys.FM_LAYER] = fx.default_layer(list(specs.values()))
+path = st.selectbox("Layer", list(specs), key=keys.FM_LAYER, format_func=lambda p: fx.layer_label(specs[p]))
+spec = specs[path]
+n_show = st.slider("Channels to draw", 1, 64, 16, key=keys.FM_CHANNELS)
 
+seconds = work.forward_cost(config, size, build=True)
+work.refuse_over_budget(seconds, f"One {size}×{size} image through this {config.depth}-layer model",
+                        work.FORWARD_ADVICE)
+groups = fx.channel_groups(spec, getattr(config, "growth_rate", None))
+view = feature_view(mode, config, device, path, x, image_key, seconds, run, wfile, wupload)
+if mode == LOADED:
+    loaded_note.success(f"Weights loaded from {markup.plain(wfile.name)} into the sidebar's model "
+                        f"({config.num_classes} classes).")
 
-# The unit and channel pickers redraw the maps alone (a fragment): the sidebar and the image above stay.
-@st.fragment
-def maps() -> None:
-    """The chosen unit's maps for the image above, with its statistics and, for trained weights, the top 5."""
-    if st.session_state.get(keys.FM_LAYER) not in specs:
-        st.session_state[keys.FM_LAYER] = fx.default_layer(list(specs.values()))
-    path = st.selectbox("Layer", list(specs), key=keys.FM_LAYER, format_func=lambda p: fx.layer_label(specs[p]))
-    spec = specs[path]
-    n_show = st.slider("Channels to draw", 1, 64, 16, key=keys.FM_CHANNELS)
+channels, colors = view.shape[0], fc.source_colors(groups)
+plot(fc.sources_grid_figure(view.maps, groups, n_show, fx.layer_label(spec)), key=keys.FM_GRID)
+if spec.kind == "dense_block":
+    st.markdown(
+        f"Block {spec.block}'s output: **{spec.in_channels}** channels of x₀ followed by **{len(groups) - 1} × "
+        f"{config.growth_rate}** new channels, {channels} in all. The next unit reads all of them."
+    )
+    plot(fc.channel_groups_figure(groups, colors, f"Block {spec.block} output: who produced each channel"),
+         key=keys.FM_GROUPS)
+    plot(fc.source_means_figure(view.summary, colors, "Mean activation per source layer"), key=keys.FM_SOURCES)
+st.subheader("Per-channel statistics")
+st.dataframe(view.stats, hide_index=True, height=260,
+             column_config={c: st.column_config.NumberColumn(format="%.4g") for c in ("mean", "std", "min", "max")})
 
-    seconds = work.forward_cost(config, size, build=True)
-    work.refuse_over_budget(seconds, f"One {size}×{size} image through this {config.depth}-layer model",
-                            work.FORWARD_ADVICE)
-    groups = fx.channel_groups(spec, getattr(config, "growth_rate", None))
-    view = feature_view(mode, config, device, path, x, image_key, seconds, run, wfile, wupload)
-    if mode == LOADED:
-        st.success(f"Weights loaded from {markup.plain(wfile.name)} into the sidebar's model "
-                            f"({config.num_classes} classes).")
-
-    channels, colors = view.shape[0], fc.source_colors(groups)
-    plot(fc.sources_grid_figure(view.maps, groups, n_show, fx.layer_label(spec)), key=keys.FM_GRID)
-    if spec.kind == "dense_block":
-        st.markdown(
-            f"Block {spec.block}'s output: **{spec.in_channels}** channels of x₀ followed by **{len(groups) - 1} × "
-            f"{config.growth_rate}** new channels, {channels} in all. The next unit reads all of them."
-        )
-        plot(fc.channel_groups_figure(groups, colors, f"Block {spec.block} output: who produced each channel"),
-             key=keys.FM_GROUPS)
-        plot(fc.source_means_figure(view.summary, colors, "Mean activation per source layer"), key=keys.FM_SOURCES)
-    st.subheader("Per-channel statistics")
-    st.dataframe(view.stats, hide_index=True, height=260,
-                 column_config={c: st.column_config.NumberColumn(format="%.4g") for c in ("mean", "std", "min", "max")})
-
-    logits = view.logits
-    if logits is not None and mode != RANDOM:
-        names = (training.DIGIT_LABELS if mode == TRAINED else
-                 weights.imagenet_classes() if len(logits) == 1000 else [f"class {i}" for i in range(len(logits))])
-        st.subheader("Top-5 predictions" + (" (ImageNet labels)" if len(logits) == 1000 else ""))
-        st.dataframe(weights.top_k(logits, names, 5), hide_index=True,
-                     column_config={"probability": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0)})
-
-
-maps()
-
+logits = view.logits
+if logits is not None and mode != RANDOM:
+    names = (training.DIGIT_LABELS if mode == TRAINED else
+             weights.imagenet_classes() if len(logits) == 1000 else [f"class {i}" for i in range(len(logits))])
+    st.subheader("Top-5 predictions" + (" (ImageNet labels)" if len(logits) == 1000 else ""))
+    st.dataframe(weights.top_k(logits, names, 5), hide_index=True,
+                 column_config={"probability": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0)})
 show_code(fx.capture_features, label="Show the code that captures the maps")
