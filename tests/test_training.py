@@ -66,9 +66,9 @@ def test_two_epochs_beat_chance_by_a_wide_margin(trained):
         assert not models[name].training  # left in eval mode after each epoch
 
 
-def test_trained_run_rebuilds_the_same_model(trained, data):
+def test_the_trained_weights_rebuild_the_same_model(trained, data):
     run, models = trained
-    copy = run.model("DenseNet-BC")
+    copy = tr.trained_model(run.configs[tr.DENSENET_NAME], run.states[tr.DENSENET_NAME])
     assert not copy.training and not any(p.requires_grad for p in copy.parameters())
     with torch.no_grad():
         assert torch.equal(copy(data.x_test[:8]), models["DenseNet-BC"](data.x_test[:8]))

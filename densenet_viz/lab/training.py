@@ -89,10 +89,6 @@ class TrainedRun:
     history: list[EpochResult] = field(default_factory=list)
     states: dict[str, dict[str, Tensor]] = field(default_factory=dict)  # after the last complete epoch
 
-    def model(self, name: str, device: str = "cpu") -> nn.Module:
-        """A fresh eval-mode copy of a trained model (the session's weights are never mutated)."""
-        return trained_model(self.configs[name], self.states[name], device)
-
     def final(self) -> dict[str, EpochResult]:
         """Each model's last epoch."""
         return {r.model: r for r in self.history}
