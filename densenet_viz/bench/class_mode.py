@@ -27,13 +27,9 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-from streamlit.proto.WidgetStates_pb2 import WidgetState
-from streamlit.runtime.state.common import user_key_from_element_id
-
 from ..classroom import store as cs
 from .machine import machine_line
-from .stream import FINISHED, Session, run_sync
+from .stream import FINISHED, ForwardMsg, Session, WidgetState, run_sync, user_key_from_element_id
 from .tables import markdown_table, percentile
 
 PAGE = "classroom"
@@ -113,14 +109,10 @@ def _on_message(session: Session, raw: bytes, seen: Observed | None = None) -> i
                 seen.teacher.append((time.perf_counter(), int(found.group(1))))
         elif which == "exception" and seen is not None:
             seen.exceptions.append(f"{element.exception.type}: {element.exception.message}"[:300])
-    elif kind == "navigation":  # st.navigation names the page actually run
-        session.page_hash = msg.navigation.page_script_hash
-    elif kind == "page_info_changed":
-        session.query_string = msg.page_info_changed.query_string
-    elif kind == "auto_rerun":
-        session.fragments[msg.auto_rerun.fragment_id] = msg.auto_rerun.interval
     elif kind == "script_finished":
         return msg.script_finished
+    else:
+        session.note_page(msg)
     return None
 
 

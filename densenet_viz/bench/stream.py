@@ -77,6 +77,24 @@ class Session:
         self.values: dict[str, WidgetState] = {}  # widgets this client has set, resent on every rerun
         self.fragments: dict[str, float] = {}  # fragment id -> run_every interval the server asked for
 
+    def note_page(self, msg: ForwardMsg) -> bool:
+        """Keep what a message says about the page (the script actually run, the URL, the fragments to poll), as
+        the browser's frontend does; False for any other message."""
+        kind = msg.WhichOneof("type")
+        if kind == "new_session":
+            self.page_hash = msg.new_session.page_script_hash
+        elif kind == "navigation":  # st.navigation names the page actually run
+            self.page_hash = msg.navigation.page_script_hash
+        elif kind == "page_info_changed":
+            self.query_string = msg.page_info_changed.query_string
+        elif kind == "auto_rerun":
+            self.fragments[msg.auto_rerun.fragment_id] = msg.auto_rerun.interval
+        elif kind == "stop_auto_rerun":
+            self.fragments.clear()
+        else:
+            return False
+        return True
+
     @classmethod
     async def open(cls, base_url: str, query_string: str = "", timeout: float = 300.0) -> Session:
         """GET the page for its cookies, then open the websocket as the browser's frontend does."""
@@ -142,18 +160,9 @@ class Session:
                 kind = msg.WhichOneof("type")
                 if kind == "delta":
                     seen = self._on_delta(msg, result, until_key) or seen
-                elif kind == "new_session":
-                    self.page_hash = msg.new_session.page_script_hash
-                elif kind == "navigation":  # st.navigation names the page actually run
-                    self.page_hash = msg.navigation.page_script_hash
-                elif kind == "page_info_changed":
-                    self.query_string = msg.page_info_changed.query_string
-                elif kind == "auto_rerun":
-                    self.fragments[msg.auto_rerun.fragment_id] = msg.auto_rerun.interval
-                    next_due.setdefault(msg.auto_rerun.fragment_id, time.perf_counter() + msg.auto_rerun.interval)
-                elif kind == "stop_auto_rerun":
-                    self.fragments.clear()
-                    next_due.clear()
+                elif self.note_page(msg):  # a fragment asked to be polled is due after its interval
+                    now = time.perf_counter()
+                    next_due = {fid: next_due.get(fid, now + every) for fid, every in self.fragments.items()}
                 elif kind == "script_finished":
                     status = msg.script_finished
                     if (status in FINISHED or status == FRAGMENT_FINISHED) and seen:
