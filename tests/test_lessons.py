@@ -25,7 +25,7 @@ from densenet_viz.lessons import (
     teacher_lessons,
     verdict,
 )
-from densenet_viz.lessons.loader import LESSON_DIR, available_pages
+from densenet_viz.lessons.loader import LESSON_DIR
 
 
 def _built_params(name: str) -> int:
@@ -86,7 +86,7 @@ def test_every_computed_answer_equals_the_derived_value(lesson_id, step):
 
 
 def test_every_step_link_reopens_its_settings_with_only_its_controls():
-    pages = available_pages()
+    pages = us.PAGES
     for lesson in shipped_lessons():
         for step in lesson.steps:
             if step.page is None:

@@ -83,11 +83,6 @@ class Lesson:
     steps: tuple[Step, ...]
 
 
-def available_pages() -> tuple[str, ...]:
-    """The pages a step may open: the app's page scripts by name."""
-    return us.PAGES
-
-
 def _line(text: str, step: int | None, key: str) -> int | None:
     """The 1-based line where `key` is written, inside the step-th [[steps]] table (or before the first)."""
     lines = text.splitlines()
@@ -249,7 +244,7 @@ def parse_lesson(text: str, name: str = "lesson.toml", pages: Sequence[str] | No
     if not 1 <= len(data["steps"]) <= MAX_STEPS:
         raise check.fail(None, "steps", f"a lesson needs 1 to {MAX_STEPS} [[steps]], got {len(data['steps'])}")
     base = _settings(check, None, "settings", data.get("settings", {}))
-    pages = available_pages() if pages is None else pages
+    pages = us.PAGES if pages is None else pages
     steps = tuple(_step(check, i, s, base, pages) for i, s in enumerate(data["steps"]))
     lesson_id = re.sub(r"[^a-z0-9_\-]", "-", Path(name).stem.lower())[:40] or "lesson"
     return Lesson(lesson_id, data["title"], data.get("summary", ""), steps)
