@@ -187,8 +187,9 @@ def trained_views(run: TrainedRun, device: str, path: str, x: torch.Tensor, imag
     config, state_dict = run.configs[DENSENET_NAME], run.states[DENSENET_NAME]
     seconds = work.forward_cost(config, run.settings.image_size, build=True)
     try:
-        return work.run_job(("trained", state_digest(state_dict), device, path, image_key, block), tasks.trained_views,
-                            (config, state_dict, device, path, x, block), "Running the trained model",
+        digest = state_digest(state_dict)
+        return work.run_job(("trained", digest, device, path, image_key, block), tasks.trained_views,
+                            (config, state_dict, digest, device, path, x, block), "Running the trained model",
                             deadline=work.deadline_s(seconds), lane=work.VIEW)
     except torch.OutOfMemoryError as exc:
         report_out_of_memory(exc, f"running the trained model on {device}")

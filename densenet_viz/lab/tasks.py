@@ -104,12 +104,13 @@ def random_feature_map(config: DenseNetConfig | ResNetConfig, device: str, path:
     return _feature_view(model, config, path, x, False, progress)
 
 
-def trained_views(config: DenseNetConfig, state_dict: dict[str, Tensor], device: str, path: str, x: Tensor,
-                  block: int | None = None, *, progress: Any) -> tuple[fx.FeatureView, ReuseMap | None]:
+def trained_views(config: DenseNetConfig, state_dict: dict[str, Tensor], digest: str, device: str, path: str,
+                  x: Tensor, block: int | None = None, *, progress: Any) -> tuple[fx.FeatureView, ReuseMap | None]:
     """The map at `path` and the logits of the model trained in the app (its weights travel with the job, a few
-    hundred KB) for image x, and the feature-reuse map of dense block `block` if asked."""
+    hundred KB, with their training.state_digest) for image x, and the feature-reuse map of dense block `block` if
+    asked."""
     progress(0.0, "loading the trained weights")
-    model = _kept_model("trained", (training.state_digest(state_dict), config, device),
+    model = _kept_model("trained", (digest, config, device),
                         lambda: training.trained_model(config, state_dict, device))
     reuse = None if block is None else training.feature_reuse(model, block)
     return _feature_view(model, config, path, x, True, progress), reuse
