@@ -8,8 +8,7 @@ import functools
 from dataclasses import replace
 
 from ..models.config import PRESETS, DenseNetConfig, ResNetConfig
-from ..models.plan import min_input_size
-from .closed_form import totals
+from .closed_form import param_count
 
 
 # Configs are frozen (hashable): a baseline match, run for every new config a student tries, then counts only
@@ -17,8 +16,7 @@ from .closed_form import totals
 @functools.lru_cache(maxsize=1024)
 def count_params(config: DenseNetConfig | ResNetConfig) -> int:
     """Parameters of the model a config describes, in closed form (no model is built)."""
-    # Parameters do not depend on the input size: the smallest one the downsampling allows is the cheapest.
-    return totals(config, input_size=min_input_size(config)).params
+    return param_count(config)
 
 
 def adapt_baseline(baseline: ResNetConfig, config: DenseNetConfig) -> ResNetConfig:

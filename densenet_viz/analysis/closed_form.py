@@ -54,7 +54,7 @@ import pandas as pd
 import torch
 
 from ..models.config import DEFAULT_EFFICIENT_IMPL, DenseNetConfig, ResNetConfig, check_int, layer_in_channels
-from ..models.plan import LayerSpec, check_input_size, layer_plan
+from ..models.plan import LayerSpec, check_input_size, layer_plan, min_input_size
 from .dense_form import dense_parts, densenet_inference, densenet_saved, densenet_units, save_dense_block
 from .ledger import Core, Saved
 from .report import (
@@ -93,6 +93,18 @@ def _core(config: DenseNetConfig | ResNetConfig, hw: tuple[int, int], dtype: tor
         # Every batch norm runs once in the plain pass: running mean and variance, plus an int64 counter.
         buffer_bytes=2 * plain.bn_channels * size + 8 * plain.bn_layers,
     )
+
+
+def param_count(config: DenseNetConfig | ResNetConfig) -> int:
+    """Parameters of the model a config describes: the table rows' sum, without the memory figures (the count
+    does not depend on the input size, so the smallest input the downsampling allows serves)."""
+    check_config(config)
+    size = min_input_size(config)
+    hw = (size, size)
+    plan = layer_plan(config, hw)
+    units = (densenet_units(config, dense_parts(plan), hw) if isinstance(config, DenseNetConfig)
+             else resnet_units(config, plan, hw))
+    return sum(u.params for u in units)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,7 +288,7 @@ def max_batch_that_fits(
         raise ValueError(f"budget_bytes must be a non-negative number of bytes, got {budget_bytes!r}")
     per_sample, _ = _coefficients(_core(normalised(config), hw, dt), mode)
     # required(batch) = per_sample * batch + fixed, fixed being the weights (and gradients) and the constant.
-    fixed = _report(config, hw, 1, dt).memory.required_bytes(mode) - per_sample
+    fixed = _totals_of(config, hw, 1, dt).memory.required_bytes(mode) - per_sample
     if fixed + per_sample > budget_bytes:
         return 0
     return min(MAX_BATCH_SIZE, int((budget_bytes - fixed) // per_sample))

@@ -80,13 +80,15 @@ def save_dense_block(
 ) -> None:
     """What autograd keeps in one dense block (plane: bytes per sample of one channel map)."""
     k, inter = c.growth_rate, c.bn_size * c.growth_rate
-    features = [block_in]
+    features, kept = [block_in], 0
     for s in layers:
         acc.enter(s.path)
         if efficient:
-            # Both implementations keep the layer's inputs (shared with the block, so once per block).
-            for key, nbytes in features:
+            # Both implementations keep the layer's inputs (shared with the block, so once per block): each is
+            # charged to the first layer that reads it; going over them all again would make a block quadratic.
+            for key, nbytes in features[kept:]:
                 acc.save(key, nbytes)
+            kept = len(features)
         if efficient and c.efficient_impl == "recompute_bn":
             # efficient.cat_bn_relu_conv keeps the inputs and the batch mean and invstd of each BN it
             # wraps; in a bottleneck layer it wraps BN2-ReLU-Conv3x3 too, whose input is conv1's output.

@@ -100,6 +100,11 @@ def numbers_table(figure_key: str) -> str:
     return f"{figure_key}_numbers"
 
 
+def numbers_box(figure_key: str) -> str:
+    """The expander that holds the table numbers_table(figure_key) (drawn only while it is open)."""
+    return f"{figure_key}_numbers_box"
+
+
 # ---- class mode (pages/classroom.py): URL keys and session state
 CLASS_URL, TEACHER_URL, ME_URL = "class", "teacher", "me"  # ?class=CODE[&teacher=TOKEN | &me=STUDENT ID]
 CLASS_URL_KEYS = (CLASS_URL, TEACHER_URL, ME_URL)

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
+from _plotly_utils.utils import convert_to_base64
 
 from .. import markup
 from .. import settings as us
@@ -24,7 +26,7 @@ from ..models.config import BN_SIZE, PRESET_TITLES, PRESETS
 from ..models.devices import available_devices
 from ..units import format_bytes, format_ratio, format_value
 from ..viz import describe, graphs, style
-from ..viz.charts import figure
+from ..viz.charts import copy_json
 from . import caches, keys
 from .state import AppState
 
@@ -404,23 +406,45 @@ def text_alternative(alt: describe.TextAlternative, key: str, where: Any = None,
     """A figure's text alternative under it: the summary (what a screen reader reads), and its table to open."""
     where = st if where is None else where
     where.caption(markup.plain(alt.summary, limit=3000))
-    with where.expander(label):
-        st.dataframe(alt.table, hide_index=True, key=keys.numbers_table(key))
+    # The table is drawn only while its expander is open (opening it reruns the page): built and sent for every
+    # chart on every rerun, the tables cost a fifth of a page's server time, for the few who open one.
+    box = where.expander(label, key=keys.numbers_box(key), on_change="rerun")
+    if box.open:
+        box.dataframe(alt.table, hide_index=True, key=keys.numbers_table(key))
 
 
-def plot(fig, key: str, where: Any = None) -> None:
+class _Final(go.Figure):
+    """A figure whose plain dict is final (themed, arrays in plotly's binary form). st.plotly_chart asks its
+    argument for to_dict(), which a go.Figure answers with a deep copy, and a dict it validates property by
+    property: each cost more than the rest of the chart's way to the page."""
+
+    def __init__(self, spec: dict) -> None:  # no go.Figure.__init__: nothing but to_dict() is ever asked of it
+        object.__setattr__(self, "_spec", spec)
+
+    def to_dict(self) -> dict:
+        """The final dict, as it is (Streamlit only serialises it)."""
+        return self._spec
+
+
+def plot(fig: go.Figure, key: str, where: Any = None) -> None:
     """A plotly figure at full width, following Streamlit's light or dark theme (and the projector theme), with
     its text alternative (describe.figure) under it; `where` is a column or container (the page by default)."""
-    # One copy of the figure as plain JSON (plotly deep-copies to give it; a cached figure may be shared) serves
-    # the description and the themed figure: the arrays stay as built (to_dict writes them in binary form).
-    data, layout = [t.to_plotly_json() for t in fig.data], fig.layout.to_plotly_json()
+    # One copy of the figure as plain JSON (a cached figure may be shared) serves the description and the themed
+    # figure. The layout's template (plotly's default, half the layout) is shared, not copied, unless the projector
+    # theme scales its fonts: layout.to_plotly_json() deep-copied it for every chart on every rerun.
+    data, props = [t.to_plotly_json() for t in fig.data], fig.layout._props
+    layout = {k: copy_json(v) for k, v in props.items() if k != "template"}
     alt = describe.figure(fig, (data, layout))
-    if is_projector():
-        spec = style.projector_spec({"data": data, "layout": layout}, dark=is_dark())
+    convert_to_base64(data)  # numpy arrays as plotly's compact typed arrays, as go.Figure.to_dict() gives them
+    convert_to_base64(layout)
+    if is_projector():  # the projector theme scales every font, the template's too: on a copy
+        layout.update({k: copy_json(v) for k, v in props.items() if k == "template"})
+        style.projector_spec({"data": data, "layout": layout}, dark=is_dark())
     else:
-        spec = {"data": data, "layout": style.readable_text(layout, is_dark())}
-    fig = figure(spec["data"], spec["layout"])
-    (st if where is None else where).plotly_chart(fig, key=key, theme="streamlit", config={"displaylogo": False})
+        style.readable_text(layout, is_dark())
+        layout.update({k: v for k, v in props.items() if k == "template"})
+    (st if where is None else where).plotly_chart(_Final({"data": data, "layout": layout}), key=key, theme="streamlit",
+                                                  config={"displaylogo": False})
     text_alternative(alt, key, where)
 
 

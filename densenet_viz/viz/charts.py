@@ -56,7 +56,7 @@ class Grid(NamedTuple):
 
     def layout_copy(self) -> dict[str, Any]:
         """A copy of the grid's layout that a chart may fill in."""
-        return _copy(self.layout)
+        return copy_json(self.layout)
 
     def cell(self, row: int, col: int) -> dict[str, str]:
         """The axes a trace in this cell names: {"xaxis": "x2", "yaxis": "y2"} (1-based row and col)."""
@@ -67,12 +67,12 @@ class Grid(NamedTuple):
         return self.ref[row - 1][col - 1][0].layout_keys
 
 
-def _copy(value: Any) -> Any:
-    """A deep copy of JSON-like dicts and lists (several times faster than copy.deepcopy)."""
+def copy_json(value: Any) -> Any:
+    """A deep copy of JSON-like dicts and lists (several times faster than copy.deepcopy; arrays are shared)."""
     if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
+        return {k: copy_json(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_copy(v) for v in value]
+        return [copy_json(v) for v in value]
     return value
 
 

@@ -9,9 +9,11 @@ They read the figure itself, so they can never disagree with it.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,7 +31,14 @@ class TextAlternative:
     """What a figure shows, in words (`summary`) and as numbers (`table`, one row per plotted value)."""
 
     summary: str
-    table: pd.DataFrame
+    # The table is built when first read: a page shows it only when its expander is opened, and building a
+    # DataFrame for every chart on every rerun cost as much as the rest of the description.
+    _build: Callable[[], pd.DataFrame] = field(repr=False, compare=False)
+
+    @functools.cached_property
+    def table(self) -> pd.DataFrame:
+        """Every plotted number, one row each (built on first use)."""
+        return self._build()
 
 
 def plain_text(text: Any) -> str:
@@ -184,6 +193,11 @@ def figure(fig, spec: tuple[list[dict], dict] | None = None) -> TextAlternative:
     if len(y_titles) == 1:
         axes.append(f"Vertical axis: {y_titles[0]}.")
     summary = " ".join([f"{title}.", *axes, ". ".join(s for s in sentences if s) + "."])
+    return TextAlternative(summary, functools.partial(_figure_table, records, bool(panels), x_titles, y_titles))
+
+
+def _figure_table(records: list[dict], panels: bool, x_titles: list[str], y_titles: list[str]) -> pd.DataFrame:
+    """A chart's records as one table, the x and y columns named after the axes when the chart has one pair."""
     # Plain lists into one DataFrame: from_records and drop cost more than the rest of the description.
     columns = [c for c in dict.fromkeys(k for r in records for k in r)
                if c not in ("panel", "label", "series") or any(r.get(c) for r in records)]
@@ -194,7 +208,7 @@ def figure(fig, spec: tuple[list[dict], dict] | None = None) -> TextAlternative:
     for column in table.columns:  # one type per column (text and numbers mixed would not serialise)
         if table[column].dtype == object and table[column].map(type).nunique() > 1:
             table[column] = table[column].map(lambda v: "" if v is None else v if isinstance(v, str) else number(v))
-    return TextAlternative(summary, table)
+    return table
 
 
 def graph(trace: Trace) -> TextAlternative:
@@ -208,12 +222,11 @@ def graph(trace: Trace) -> TextAlternative:
     order = "; ".join(names[:LISTED]) + (f"; … ({len(names) - LISTED} more)" if len(names) > LISTED else "")
     summary = (f"Diagram: {trace.title}. {len(trace.nodes)} boxes and {len(trace.edges)} arrows ({counted}). "
                f"Boxes, in order: {order}.")
-    table = pd.DataFrame({
+    return TextAlternative(summary, lambda: pd.DataFrame({
         "from": [labels[e.src] for e in trace.edges],
         "to": [labels[e.dst] for e in trace.edges],
         "connection": [_EDGE_WORDS.get(e.kind, e.kind) for e in trace.edges],
-    })
-    return TextAlternative(summary, table)
+    }))
 
 
 _EDGE_WORDS = {
