@@ -51,8 +51,8 @@ imagenet = acc.published_table("imagenet", acc.SOURCE_SETS[source])
 cost = _your_model(imagenet, ("params", "flops")) if mine == "imagenet" else None
 # One above the other: side by side, each would be narrower than a phone on a projector zoomed to 150 %.
 for x, what in (("params", "parameters"), ("flops", "FLOPs")):
-    ui.plot(accuracy_chart(imagenet, x, f"ImageNet top-1 error vs {what}",
-                           marker=None if cost is None else (cost.params if x == "params" else cost.flops)),
+    ui.plot(accuracy_chart, imagenet, x, f"ImageNet top-1 error vs {what}",
+            marker=None if cost is None else (cost.params if x == "params" else cost.flops),
             key=keys.acc_imagenet_chart(x))
 st.caption("FLOPs at 224×224, one image; FLOPs = 2 × MACs. Hover a point for its source and table.")
 
@@ -61,8 +61,8 @@ dataset = st.radio("Dataset", ["c10+", "c100+"], format_func=lambda d: acc.DATAS
                    horizontal=True, index=1 if mine == "c100+" else 0)
 cifar = acc.published_table(dataset)
 cifar_cost = _your_model(cifar, ("params",)) if mine == dataset else None
-ui.plot(accuracy_chart(cifar, "params", f"{acc.DATASETS[dataset].title}: test error vs parameters",
-                       marker=None if cifar_cost is None else cifar_cost.params, log_x=True), key=keys.ACC_CIFAR_CHART)
+ui.plot(accuracy_chart, cifar, "params", f"{acc.DATASETS[dataset].title}: test error vs parameters",
+        marker=None if cifar_cost is None else cifar_cost.params, log_x=True, key=keys.ACC_CIFAR_CHART)
 if mine == "imagenet":
     st.caption("Your model has the ImageNet stem, so it is marked on the ImageNet charts only.")
 elif mine != dataset:

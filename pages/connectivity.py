@@ -68,7 +68,7 @@ def block_explorer() -> None:
         st.caption("Too small to read? Zoom in (pinch on a phone, or the chart's full-screen button), or show the "
                    "block as a matrix.")
     else:
-        ui.plot(charts.connectivity_heatmap(graphs.connectivity_matrix(trace), highlight=layer), key=keys.CONN_MATRIX)
+        ui.plot(charts.connectivity_heatmap, graphs.connectivity_matrix(trace), highlight=layer, key=keys.CONN_MATRIX)
     st.download_button(
         "Download this block's DOT source", dot.source, file_name=f"dense_block{block}.dot", mime="text/vnd.graphviz",
         key=keys.CONN_DOT_BLOCK,

@@ -132,15 +132,15 @@ if mode == LOADED:
                         f"({config.num_classes} classes).")
 
 channels, colors = view.shape[0], fc.source_colors(groups)
-plot(fc.sources_grid_figure(view.maps, groups, n_show, fx.layer_label(spec)), key=keys.FM_GRID)
+plot(fc.sources_grid_figure, view.maps, groups, n_show, fx.layer_label(spec), key=keys.FM_GRID)
 if spec.kind == "dense_block":
     st.markdown(
         f"Block {spec.block}'s output: **{spec.in_channels}** channels of x₀ followed by **{len(groups) - 1} × "
         f"{config.growth_rate}** new channels, {channels} in all. The next unit reads all of them."
     )
-    plot(fc.channel_groups_figure(groups, colors, f"Block {spec.block} output: who produced each channel"),
+    plot(fc.channel_groups_figure, groups, colors, f"Block {spec.block} output: who produced each channel",
          key=keys.FM_GROUPS)
-    plot(fc.source_means_figure(view.summary, colors, "Mean activation per source layer"), key=keys.FM_SOURCES)
+    plot(fc.source_means_figure, view.summary, colors, "Mean activation per source layer", key=keys.FM_SOURCES)
 st.subheader("Per-channel statistics")
 st.dataframe(view.stats, hide_index=True, height=260,
              column_config={c: st.column_config.NumberColumn(format="%.4g") for c in ("mean", "std", "min", "max")})

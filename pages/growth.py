@@ -30,14 +30,12 @@ try:
     channels = series.channel_series(config, size, [config.growth_rate, *overlay])
 except ValueError as exc:  # an overlaid k can make a transition compress to nothing
     ui.stop_with_error(str(exc))
-ui.plot(charts.channel_growth_chart(channels, config.growth_rate, config.compression), key=keys.GROWTH_CHANNELS)
+ui.plot(charts.channel_growth_chart, channels, config.growth_rate, config.compression, key=keys.GROWTH_CHANNELS)
 
 # One under the other, at full width: side by side they are narrower than a phone on a zoomed projector.
-ui.plot(charts.spatial_size_chart(channels), key=keys.GROWTH_SPATIAL)
-ui.plot(
-    charts.resnet_channel_chart(series.resnet_channel_series(state.baseline, size), state.baseline_title),
-    key=keys.GROWTH_RESNET,
-)
+ui.plot(charts.spatial_size_chart, channels, key=keys.GROWTH_SPATIAL)
+ui.plot(charts.resnet_channel_chart, series.resnet_channel_series(state.baseline, size), state.baseline_title,
+        key=keys.GROWTH_RESNET)
 st.markdown(
     f"The baseline **{state.baseline_title}** keeps its width inside a stage (addition needs equal shapes) and "
     "doubles it when it halves the spatial size; the DenseNet grows by k inside each block and compresses at "

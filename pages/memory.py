@@ -30,7 +30,7 @@ st.caption(f"Batch {state.batch_size}, {state.dtype_name}, {state.input_size}×{
 with st.expander("What each memory figure means"):
     for field, meaning in report.memory.labels.items():
         st.markdown(f"- **{field.replace('_', ' ')}**: {meaning}")
-ui.plot(charts.comparison_bars(table, state.title, state.baseline_title), key=keys.MEMORY_COMPARISON_CHART)
+ui.plot(charts.comparison_bars, table, state.title, state.baseline_title, key=keys.MEMORY_COMPARISON_CHART)
 
 st.subheader("Stage by stage")
 shown = mib_columns(report.blocks, [c for c in report.blocks.columns if c.endswith("_bytes")])
@@ -44,15 +44,12 @@ st.dataframe(
     },
     key=keys.MEMORY_BLOCK_TABLE,
 )
-ui.plot(charts.block_memory_chart(report.blocks), key=keys.MEMORY_BLOCK_CHART)
+ui.plot(charts.block_memory_chart, report.blocks, key=keys.MEMORY_BLOCK_CHART)
 
 st.subheader("Why plain training memory grows quadratically")
 growth = caches.block_memory_growth(state)
-ui.plot(
-    charts.memory_growth_chart(growth, f"Your first dense block (k = {state.config.growth_rate}), more and more "
-                                       "layers"),
-    key=keys.MEMORY_GROWTH_CHART,
-)
+ui.plot(charts.memory_growth_chart, growth,
+        f"Your first dense block (k = {state.config.growth_rate}), more and more layers", key=keys.MEMORY_GROWTH_CHART)
 config = state.config
 kept = efficient_kept_maps(config)
 how = {
@@ -81,7 +78,7 @@ st.markdown(
 measured = caches.measured_trade(state, run=st.button("Measure the trade", key=keys.MEMORY_MEASURE, type="primary"))
 if measured is not None:
     st.dataframe(ui.trade_display(measured), hide_index=True, key=keys.MEMORY_TRADE_TABLE)
-    ui.plot(charts.trade_chart(measured), key=keys.MEMORY_TRADE_CHART)
+    ui.plot(charts.trade_chart, measured, key=keys.MEMORY_TRADE_CHART)
     st.caption(
         "On a CPU step times swing with page faults and other work on the machine; compare the modes measured "
         "together in one run, as here, rather than numbers from separate runs."

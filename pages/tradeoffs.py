@@ -24,27 +24,21 @@ with st.spinner("Sweeping configurations (cached after the first time)…"):
         ui.stop_with_error(str(exc))
 
 st.subheader("Growth rate k")
-growth = charts.sweep_chart(
-    sweeps["growth"],
-    "growth_rate",
-    "growth rate k (channels per layer)",
+ui.plot(
+    charts.sweep_chart, sweeps["growth"], "growth_rate", "growth rate k (channels per layer)",
     f"Sweeping k with blocks {'-'.join(map(str, config.block_config))}, k₀ = {config.num_init_features}, "
     f"θ = {config.compression:g}",
+    references=sweeps["resnets"], baseline=state.baseline_name, key=keys.TRADEOFFS_GROWTH_SWEEP,
 )
-ui.plot(charts.reference_lines(growth, sweeps["resnets"], state.baseline_name), key=keys.TRADEOFFS_GROWTH_SWEEP)
 st.caption(
     f"Dotted lines: the baseline {state.baseline_title}. Parameters grow roughly like k² (every layer's "
     f"convolutions get wider on both sides); training memory grows roughly like k. {MACS_NOTE}."
 )
 
 st.subheader("Depth")
-ui.plot(
-    charts.sweep_chart(
-        sweeps["depth"], "depth", "depth L (conv and linear layers)",
+ui.plot(charts.sweep_chart, sweeps["depth"], "depth", "depth L (conv and linear layers)",
         "Sweeping depth: every block's layer count scaled", references=sweeps["resnets"],
-    ),
-    key=keys.TRADEOFFS_DEPTH_SWEEP,
-)
+        key=keys.TRADEOFFS_DEPTH_SWEEP)
 st.caption(
     "Scaling every block by 0.25× to 3× (same k, k₀, θ). Plain training memory grows quadratically within a "
     "block; memory-efficient training grows linearly."

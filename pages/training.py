@@ -69,7 +69,7 @@ if done < run.settings.epochs:
 plot(training_curves(run), key=keys.TRAIN_CURVES)
 table = pd.DataFrame(run.summary())
 left, right = st.columns([1, 1])
-plot(fc.accuracy_vs_params_figure(table), key=keys.TRAIN_ACC_PARAMS, where=left)
+plot(fc.accuracy_vs_params_figure, table, key=keys.TRAIN_ACC_PARAMS, where=left)
 right.dataframe(table, hide_index=True, column_config={
     "parameters": st.column_config.NumberColumn(format="%d"),
     "test accuracy (%)": st.column_config.NumberColumn(format="%.1f"),
@@ -101,12 +101,12 @@ views = trained_views(run, state.device, spec.path, data.x_test[index : index + 
 if views is None:
     st.stop()
 view, reuse = views
-plot(fc.reuse_heatmap_figure(reuse), key=keys.TRAIN_REUSE, where=reuse_slot)
+plot(fc.reuse_heatmap_figure, reuse, key=keys.TRAIN_REUSE, where=reuse_slot)
 left, right = st.columns([1, 4])
 left.image(data.test_images[index], caption=f"label {int(data.y_test[index])}, predicted {int(view.logits.argmax())}",
            width=140, clamp=True, alt=f"Held-out digit {index}: a handwritten {int(data.y_test[index])}, "
                                       f"{settings.image_size}×{settings.image_size} pixels; the DenseNet predicts "
                                       f"{int(view.logits.argmax())}.")
-plot(fc.sources_grid_figure(view.maps, fx.channel_groups(spec, config.growth_rate), 16, fx.layer_label(spec)),
+plot(fc.sources_grid_figure, view.maps, fx.channel_groups(spec, config.growth_rate), 16, fx.layer_label(spec),
      key=keys.TRAIN_FMAPS, where=right)
 st.caption("Every layer and channel of this model: page **Feature maps**, weights 'Trained in this app (digits)'.")

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import importlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -29,6 +32,18 @@ from ..viz import feature_charts as fc
 from ..viz import series
 from . import keys, work
 from .state import AppState, config_key
+
+
+def chart(builder: Callable[..., go.Figure], *args: Any, **kwargs: Any) -> go.Figure:
+    """builder(*args, **kwargs), a figure from viz, built once per server for arguments equal in value and shared by
+    every session that draws it: a class on one lesson link draws the same few figures, which no page changes."""
+    return _chart(builder.__module__, builder.__qualname__, args, tuple(sorted(kwargs.items())))
+
+
+# 128 figures, each with up to four themed copies (light, dark, projector): tens of MB at most.
+@st.cache_resource(max_entries=128, show_spinner=False)
+def _chart(module: str, name: str, args: tuple, kwargs: tuple) -> go.Figure:
+    return getattr(importlib.import_module(module), name)(*args, **dict(kwargs))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -426,25 +427,38 @@ class _Final(go.Figure):
         return self._spec
 
 
-def plot(fig: go.Figure, key: str, where: Any = None) -> None:
-    """A plotly figure at full width, following Streamlit's light or dark theme (and the projector theme), with
-    its text alternative (describe.figure) under it; `where` is a column or container (the page by default)."""
-    # One copy of the figure as plain JSON (a cached figure may be shared) serves the description and the themed
-    # figure. The layout's template (plotly's default, half the layout) is shared, not copied, unless the projector
-    # theme scales its fonts: layout.to_plotly_json() deep-copied it for every chart on every rerun.
+def _themed(fig: go.Figure, dark: bool, projector: bool) -> tuple[_Final, describe.TextAlternative]:
+    """The figure in a theme, ready for st.plotly_chart, and its text alternative: made once per figure and theme
+    (kept on the figure, which caches.chart shares between sessions and never changes)."""
+    made = fig.__dict__.setdefault("_themed", {})
+    if (dark, projector) in made:
+        return made[dark, projector]
+    # One copy of the figure as plain JSON serves the description and the themed figure. The layout's template
+    # (plotly's default, half the layout) is shared, not copied, unless the projector theme scales its fonts.
     data, props = [t.to_plotly_json() for t in fig.data], fig.layout._props
     layout = {k: copy_json(v) for k, v in props.items() if k != "template"}
     alt = describe.figure(fig, (data, layout))
     convert_to_base64(data)  # numpy arrays as plotly's compact typed arrays, as go.Figure.to_dict() gives them
     convert_to_base64(layout)
-    if is_projector():  # the projector theme scales every font, the template's too: on a copy
+    if projector:  # the projector theme scales every font, the template's too: on a copy
         layout.update({k: copy_json(v) for k, v in props.items() if k == "template"})
-        style.projector_spec({"data": data, "layout": layout}, dark=is_dark())
+        style.projector_spec({"data": data, "layout": layout}, dark=dark)
     else:
-        style.readable_text(layout, is_dark())
+        style.readable_text(layout, dark)
         layout.update({k: v for k, v in props.items() if k == "template"})
-    (st if where is None else where).plotly_chart(_Final({"data": data, "layout": layout}), key=key, theme="streamlit",
-                                                  config={"displaylogo": False})
+    made[dark, projector] = _Final({"data": data, "layout": layout}), alt
+    return made[dark, projector]
+
+
+def plot(figure: go.Figure | Callable[..., go.Figure], *args: Any, key: str, where: Any = None, **kwargs: Any) -> None:
+    """A plotly figure at full width, following Streamlit's light or dark theme (and the projector theme), with its
+    text alternative (describe.figure) under it; `where` is a column or container (the page by default).
+
+    `figure` is a go.Figure, or a viz function that builds one from args and kwargs: then the figure is built once per
+    server for arguments equal in value (caches.chart). Either is themed once per theme."""
+    fig = figure if isinstance(figure, go.Figure) else caches.chart(figure, *args, **kwargs)
+    final, alt = _themed(fig, is_dark(), is_projector())
+    (st if where is None else where).plotly_chart(final, key=key, theme="streamlit", config={"displaylogo": False})
     text_alternative(alt, key, where)
 
 

@@ -71,7 +71,7 @@ def copy_json(value: Any) -> Any:
     """A deep copy of JSON-like dicts and lists (several times faster than copy.deepcopy; arrays are shared)."""
     if isinstance(value, dict):
         return {k: copy_json(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):  # a figure's layout keeps shapes and annotations set whole as tuples
         return [copy_json(v) for v in value]
     return value
 
@@ -410,9 +410,11 @@ def _sweep_grid() -> Grid:
 
 
 def sweep_chart(
-    sweep: pd.DataFrame, x: str, x_title: str, title: str, references: pd.DataFrame | None = None
+    sweep: pd.DataFrame, x: str, x_title: str, title: str, references: pd.DataFrame | None = None,
+    baseline: str | None = None,
 ) -> go.Figure:
-    """Parameters, MACs and training memory along a sweep; ResNets (if given) as labelled reference points.
+    """Parameters, MACs and training memory along a sweep; ResNets (if given) as labelled reference points where
+    they have the sweep's x, and the one named `baseline` as dashed lines (reference_lines).
 
     The panels are stacked (one x axis, full width: readable on a phone). The memory panel shows plain (solid)
     and memory-efficient (dashed) training.
@@ -456,8 +458,9 @@ def sweep_chart(
             layout[key]["showticklabels"] = True  # every panel keeps its numbers, so each reads on its own
     for note in layout["annotations"]:  # the panel titles
         note["font"]["size"] = AXIS_TITLE_SIZE
-    return figure(data, chart_layout(title, height=900, legend_below=True, top_labels=AXIS_TITLE_SIZE + 10,
-                                     layout=layout), grid)  # top_labels: the panel titles
+    fig = figure(data, chart_layout(title, height=900, legend_below=True, top_labels=AXIS_TITLE_SIZE + 10,
+                                    layout=layout), grid)  # top_labels: the panel titles
+    return fig if baseline is None or references is None else reference_lines(fig, references, baseline)
 
 
 def reference_lines(fig: go.Figure, references: pd.DataFrame, baseline: str) -> go.Figure:
