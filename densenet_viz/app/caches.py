@@ -7,6 +7,7 @@ import gc
 import hashlib
 import importlib
 import json
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +42,9 @@ def chart(builder: Callable[..., go.Figure], *args: Any, **kwargs: Any) -> go.Fi
 
 
 # 128 figures, each with up to four themed copies (light, dark, projector): tens of MB at most.
-@st.cache_resource(max_entries=128, show_spinner=False)
+# DataFrames are compared by their pickle: Streamlit's own DataFrame hash (hash_pandas_object) cost ten times as much,
+# more than building most figures. Equal pickles are equal frames; unequal pickles of equal frames only miss.
+@st.cache_resource(max_entries=128, show_spinner=False, hash_funcs={pd.DataFrame: lambda df: pickle.dumps(df, 5)})
 def _chart(module: str, name: str, args: tuple, kwargs: tuple) -> go.Figure:
     return getattr(importlib.import_module(module), name)(*args, **dict(kwargs))
 

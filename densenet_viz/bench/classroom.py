@@ -190,9 +190,10 @@ def _tree(pid: int) -> list[int]:
     return found
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) of a process, its live descendants and the children it has reaped."""
-    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+def cpu_split(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) of a process itself, and of its live descendants and the children it has reaped
+    (the app's workers, which build and run the real models)."""
+    own, others, tick = 0.0, 0.0, os.sysconf("SC_CLK_TCK")
     for i, p in enumerate(_tree(pid)):
         try:
             with open(f"/proc/{p}/stat", encoding="ascii", errors="replace") as f:
@@ -200,8 +201,17 @@ def cpu_seconds(pid: int) -> float:
         except OSError:
             continue
         # fields[11:15] = utime, stime, cutime, cstime; reaped children count once, through the root only
-        total += sum(int(x) for x in fields[11:13 + 2 * (i == 0)]) / tick
-    return total
+        if i == 0:
+            own += (int(fields[11]) + int(fields[12])) / tick
+            others += (int(fields[13]) + int(fields[14])) / tick
+        else:
+            others += (int(fields[11]) + int(fields[12])) / tick
+    return own, others
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of a process, its live descendants and the children it has reaped."""
+    return sum(cpu_split(pid))
 
 
 def rss_bytes(pid: int) -> tuple[int, int]:
@@ -376,10 +386,11 @@ class Played:
     server: dict[str, float] | None
     slider: list[RunResult] | None = None
 
-    def cpu_per_rerun(self) -> float | None:
-        """Server CPU seconds (its workers' included) per finished rerun."""
+    def cpu_per_rerun(self, part: str = "cpu") -> float | None:
+        """Server CPU seconds per finished rerun: "cpu" all of it, "own" the server process's (its pages), "workers"
+        its workers' (the real models)."""
         done = sum(r.finished for r in self.results)
-        return self.server["cpu"] / done if self.server and done else None
+        return self.server[part] / done if self.server and done else None
 
 
 @contextmanager
@@ -405,7 +416,7 @@ def _play(opts: Options, script: Path | None = None) -> Played:
     with (served_app(script=script) if opts.url is None else _nothing(opts.url)) as (url, process), \
             _sampled(process.pid if process else 0, opts.profile if process and script is None else None):
         load_start = os.getloadavg()
-        cpu_start = cpu_seconds(process.pid) if process else 0.0
+        cpu_start = cpu_split(process.pid) if process else (0.0, 0.0)
         slider = None
         if opts.train:
             results, slider, wall = run_sync(_train_rush(url, opts))
@@ -415,22 +426,28 @@ def _play(opts: Options, script: Path | None = None) -> Played:
         server = None
         if process is not None:
             rss, child_rss = rss_bytes(process.pid)
-            server = {"cpu": cpu_seconds(process.pid) - cpu_start, "wall": wall, "rss": rss,
+            own, workers = (end - start for end, start in zip(cpu_split(process.pid), cpu_start, strict=True))
+            server = {"cpu": own + workers, "own": own, "workers": workers, "wall": wall, "rss": rss,
                       "child_rss": child_rss, "children": len(_tree(process.pid)) - 1}  # fmt: skip
         return Played(results, wall, (load_start, os.getloadavg()), server, slider)
 
 
 def floor_table(app: Played, floor: Played) -> str:
-    """The app against Streamlit's floor page, the same students in the same run: CPU per rerun and its ratio."""
+    """The app against Streamlit's floor page, the same students in the same run: CPU per rerun and its ratio, in
+    all, and of the server process alone (its pages; the rest is the workers' real models)."""
     rows = []
     for name, played in (("the app", app), ("Streamlit's floor (bench/floor_app.py)", floor)):
         done = [r.seconds for r in played.results if r.finished]
-        per = played.cpu_per_rerun()
-        rows.append([name, str(len(done)), f"{played.server['cpu']:.1f}" if played.server else "n/a",
-                     "n/a" if per is None else f"{per:.3f}", *_stats(played.results)[1:]])
-    ratio = (app.cpu_per_rerun() or 0) / (floor.cpu_per_rerun() or float("inf"))
-    return (markdown_table(["server", "finished reruns", "server CPU s", "CPU s per rerun", "p50 s", "p95 s", "max s"],
-                           rows) + f"\n\nserver CPU per rerun, app ÷ floor: **{ratio:.2f}x**")
+        cells = [f"{x:.3f}" if (x := played.cpu_per_rerun(part)) is not None else "n/a"
+                 for part in ("cpu", "own", "workers")]
+        rows.append([name, str(len(done)), f"{played.server['cpu']:.1f}" if played.server else "n/a", *cells,
+                     *_stats(played.results)[1:]])
+    floor_per = floor.cpu_per_rerun() or float("inf")
+    ratio, own_ratio = ((app.cpu_per_rerun(part) or 0) / floor_per for part in ("cpu", "own"))
+    return (markdown_table(["server", "finished reruns", "server CPU s", "CPU s per rerun", "of it the pages",
+                            "of it the workers", "p50 s", "p95 s", "max s"], rows)
+            + f"\n\nserver CPU per rerun, app ÷ floor: **{ratio:.2f}x** (the pages alone, without the workers' real "
+              f"models: **{own_ratio:.2f}x**)")
 
 
 def measure(opts: Options) -> str:
