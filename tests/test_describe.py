@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 import pytest
-from apptest_helpers import open_page, plotly, shown
+from apptest_helpers import open_page, plotly, shown, values
 from test_charts import FIGURES as CHARTS
 from test_feature_charts import FIGURES as FEATURE_CHARTS
 
@@ -196,6 +196,28 @@ def test_every_chart_on_a_page_comes_with_its_summary_and_table():
         title = describe.plain_text(plotly(at, key)["layout"]["title"]["text"])
         assert any(c.startswith(f"{title}.") for c in captions), (title, captions)
     assert [e.label for e in at.expander].count("The numbers in this chart, as a table") == len(keys)
+    # The tables are drawn once their expanders are opened; each holds every plotted value of its chart.
+    before = len(at.dataframe)
+    for key in keys:
+        at.session_state[f"{key}_numbers_box"] = True
+    at.run()
+    assert len(at.dataframe) == before + len(keys)
+    boxes = [e for e in at.expander if e.label == "The numbers in this chart, as a table"]  # in the charts' order
+    for key, box in zip(keys, boxes, strict=True):
+        table = box.dataframe[0].value
+        assert len(table) == sum(len(values(t["y"])) for t in plotly(at, key)["data"] if "y" in t), key
+
+
+def test_a_shared_figure_keeps_each_theme_apart():
+    """Figures are built once per server and themed per theme: the projector theme (larger type, thicker lines)
+    must not leak into the light page another session draws from the same figure."""
+    query = {"preset": "densenet_bc_100_12"}
+    light = plotly(open_page("tradeoffs", query), "growth_sweep")
+    big = plotly(open_page("tradeoffs", {**query, "projector": "1"}), "growth_sweep")
+    again = plotly(open_page("tradeoffs", query), "growth_sweep")
+    assert again == light and big != light
+    assert all(s["line"].get("width", 2) < 3 for s in again["layout"]["shapes"])  # the baseline's dotted lines
+    assert all(s["line"]["width"] >= 3 for s in big["layout"]["shapes"])
 
 
 def test_images_have_alt_text():

@@ -120,6 +120,9 @@ def test_a_lesson_link_draws_its_controls_once_on_every_page():
 def test_the_share_box_offers_the_link_and_a_lesson_link():
     at = new_app()
     at.run()
+    assert not at.sidebar.code and not at.sidebar.multiselect  # drawn only once the box is opened
+    at.session_state["sidebar_share"] = True  # what opening the expander in the browser sends
+    at.run()
     at.sidebar.multiselect(key="sidebar_lesson_controls").set_value(["growth_rate", "compression"]).run()
     links = [c.value for c in at.sidebar.code]
     assert links[0].endswith("?preset=densenet121")

@@ -33,6 +33,7 @@ CONTROL = {c.name: c.name for c in CONTROLS}
 # ---- the sidebar's own widgets
 BOTTLENECK = "sidebar_bottleneck"  # the on/off toggle beside the bn_size slider
 LESSON_PICK = "sidebar_lesson_controls"  # the share box's multiselect
+SHARE_BOX = "sidebar_share"  # the share box (an expander whose content is drawn while it is open)
 PRESET_RESET = "sidebar_reset_to_preset"  # the button that undoes changes to the chosen preset
 LESSON_BOX = "lesson_box"  # the bordered container a lesson link's controls are drawn in
 PROJECTOR = "sidebar_projector"  # the projector-theme switch (seeded from ?projector=1)

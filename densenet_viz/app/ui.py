@@ -197,7 +197,12 @@ def _draw_controls(sb: Any, visible: frozenset[str], headers: bool = True) -> No
 
 def _share_box(settings: dict[str, Any], visible: frozenset[str]) -> None:
     """The link to this model, and a lesson link that shows only the controls a teacher picks."""
-    with st.sidebar.expander("Share this model / make a lesson link"):
+    # Its content is drawn only while it is open (opening reruns the page): a link and a 15-option menu on every
+    # rerun of every page cost a twentieth of a rerun, for the teacher who opens it now and then.
+    box = st.sidebar.expander("Share this model / make a lesson link", key=keys.SHARE_BOX, on_change="rerun")
+    if not box.open:
+        return
+    with box:
         base = (getattr(st.context, "url", None) or "").split("?")[0]
         st.caption("This link reopens the same model and settings:")
         st.code(f"{base}?{us.query_string(us.settings_to_query(settings, visible))}", language="text", wrap_lines=True)
