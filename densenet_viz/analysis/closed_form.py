@@ -54,7 +54,7 @@ import pandas as pd
 import torch
 
 from ..models.config import DEFAULT_EFFICIENT_IMPL, DenseNetConfig, ResNetConfig, check_int, layer_in_channels
-from ..models.plan import LayerSpec, check_input_size, layer_plan, min_input_size
+from ..models.plan import LayerSpec, check_input_size, layer_plan
 from .dense_form import dense_parts, densenet_inference, densenet_saved, densenet_units, save_dense_block
 from .ledger import Core, Saved
 from .report import (
@@ -97,10 +97,9 @@ def _core(config: DenseNetConfig | ResNetConfig, hw: tuple[int, int], dtype: tor
 
 def param_count(config: DenseNetConfig | ResNetConfig) -> int:
     """Parameters of the model a config describes: the table rows' sum, without the memory figures (the count
-    does not depend on the input size, so the smallest input the downsampling allows serves)."""
+    does not depend on the input size: an input as large as the downsampling leaves every map at least 1x1)."""
     check_config(config)
-    size = min_input_size(config)
-    hw = (size, size)
+    hw = (config.downsampling, config.downsampling)
     plan = layer_plan(config, hw)
     units = (densenet_units(config, dense_parts(plan), hw) if isinstance(config, DenseNetConfig)
              else resnet_units(config, plan, hw))

@@ -61,18 +61,14 @@ def baseline(config: DenseNetConfig, choice: str) -> tuple[str, ResNetConfig]:
     return name, config_from_dict(chosen)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def _analyze(config_json: str, input_size: int, batch_size: int, dtype_name: str):
-    from ..analysis.closed_form import analyze
-
-    config = config_from_dict(json.loads(config_json))
-    return analyze(config, input_size=input_size, batch_size=batch_size, dtype=DTYPES[dtype_name])
-
-
 def analysis(state: AppState, config: DenseNetConfig | ResNetConfig | None = None):
     """The analysis report of the state's model (or of `config` at the state's input, batch and dtype)."""
+    from ..analysis.closed_form import analyze
+
+    # analyze keeps its reports per server (closed_form's own cache) and hands out copies of their tables: a
+    # Streamlit cache around it pickled every report once more and unpickled it on every rerun.
     config = state.config if config is None else config
-    return _analyze(config_key(config), state.input_size, state.batch_size, state.dtype_name)
+    return analyze(config, input_size=state.input_size, batch_size=state.batch_size, dtype=DTYPES[state.dtype_name])
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -160,9 +156,11 @@ def refuse_if_too_big(state: AppState, batch_size: int | None = None, dtype_name
     """Stop the page with st.error, before anything is allocated, when the model's weights and one forward
     pass (at the state's batch and dtype unless given) cannot fit in the device's free memory or, on the CPU, in
     what one job may use on this server."""
+    from ..analysis.closed_form import totals
+
     batch = state.batch_size if batch_size is None else batch_size
-    report = _analyze(config_key(state.config), state.input_size, batch, dtype_name or state.dtype_name)
-    needed = report.memory.weight_bytes + int(FORWARD_OVERHEAD * report.memory.inference_bytes)
+    memory = totals(state.config, state.input_size, batch, DTYPES[dtype_name or state.dtype_name]).memory
+    needed = memory.weight_bytes + int(FORWARD_OVERHEAD * memory.inference_bytes)
     job = work.job_memory() if state.device == "cpu" else None
     try:
         check_fits(needed, state.device, what=f"{state.title} (weights + one forward pass at batch {batch})",
