@@ -177,8 +177,9 @@ def _report(
             }
         )
     # Columns built in Python: pandas per-row operations would cost more than the whole closed form.
-    table = pd.DataFrame({key: [r[key] for r in rows] for key in rows[0]})
-    table = table.astype({"block": "Int64", "layer": "Int64"})
+    nullable = {"block", "layer"}  # None for the stem and the head: nullable integers, made as such
+    table = pd.DataFrame({key: pd.array([r[key] for r in rows], dtype="Int64") if key in nullable
+                          else [r[key] for r in rows] for key in rows[0]})
     blocks = _block_table(config, rows)
     t = _totals_of(config, hw, batch, dtype)
     return AnalysisReport(

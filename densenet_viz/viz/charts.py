@@ -326,14 +326,15 @@ def comparison_bars(table: pd.DataFrame, dense_name: str, resnet_name: str) -> g
         "train_efficient_bytes": "train, efficient",
     }
     grid = _comparison_grid()
-    rows = table.set_index("key")
+    rows = {key: {"densenet": d, "resnet": r} for key, d, r in zip(table["key"], table["densenet"], table["resnet"],
+                                                                    strict=True)}  # pandas' .loc per cell cost more
     data = []
     for col, (_, keys, scale) in enumerate(COMPARISON_PANELS, start=1):
         for who, name, color in (("densenet", dense_name, DENSENET_COLOR), ("resnet", resnet_name, RESNET_COLOR)):
             data.append({
                 "type": "bar",
                 "x": [names[k] for k in keys],
-                "y": [float(rows.loc[k, who] / scale) for k in keys],
+                "y": [float(rows[k][who] / scale) for k in keys],
                 "name": name,
                 "marker": {"color": color},
                 "showlegend": col == 1,

@@ -109,8 +109,7 @@ def mib_columns(table, columns: list[str]):
     out = table.copy()
     for col in columns:
         out[col] = out[col] / MIB
-        out = out.rename(columns={col: col.removesuffix("_bytes").replace("_", " ") + " (MiB)"})
-    return out
+    return out.rename(columns={col: col.removesuffix("_bytes").replace("_", " ") + " (MiB)" for col in columns})
 
 
 def _scale_fonts(node: Any) -> None:
