@@ -112,11 +112,9 @@ def test_block_memory_chart_leaves_out_the_total_row():
     assert "denseblock1" in fig.data[0].x
 
 
-def _sweep(references: bool = True) -> go.Figure:
-    if references:
-        return charts.sweep_chart(sweep_depth(CIFAR, 32), "depth", "depth L", "Sweeping depth",
-                                  references=resnet_family(CIFAR, 32))
-    return charts.sweep_chart(sweep_growth(CIFAR, 32), "growth_rate", "growth rate k", "Sweeping k")
+def _sweep() -> go.Figure:
+    return charts.sweep_chart(sweep_depth(CIFAR, 32), "depth", "depth L", "Sweeping depth",
+                              references=resnet_family(CIFAR, 32))
 
 
 # Every figure function: a call, and what the figure holds (traces, axes, shapes, annotations).
@@ -147,8 +145,10 @@ FIGURES = {
         {"traces": 2, "axes": 2, "shapes": 1, "annotations": 0}),
     # per panel: DenseNet, the star, the ResNets; the memory panel adds the memory-efficient line
     "sweep_chart": (_sweep, {"traces": 10, "axes": 6, "shapes": 0, "annotations": 3}),
-    "reference_lines": (lambda: charts.reference_lines(_sweep(False), resnet_family(CIFAR, 32), "resnet56"),
-                        {"traces": 7, "axes": 6, "shapes": 3, "annotations": 6}),
+    "sweep_chart_baseline": (lambda: charts.sweep_chart(sweep_growth(CIFAR, 32), "growth_rate", "growth rate k",
+                                                        "Sweeping k", references=resnet_family(CIFAR, 32),
+                                                        baseline="resnet56"),
+                             {"traces": 7, "axes": 6, "shapes": 3, "annotations": 6}),
     "figure": (lambda: charts.figure([{"type": "bar", "x": ["a"], "y": [1]}], {"title": {"text": "bars"}}),
                {"traces": 1, "axes": 0, "shapes": 0, "annotations": 0}),
     # four family-and-source lines of CIFAR-10 and the dashed line of the user's model

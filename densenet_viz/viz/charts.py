@@ -415,7 +415,7 @@ def sweep_chart(
     baseline: str | None = None,
 ) -> go.Figure:
     """Parameters, MACs and training memory along a sweep; ResNets (if given) as labelled reference points where
-    they have the sweep's x, and the one named `baseline` as dashed lines (reference_lines).
+    they have the sweep's x, and the one named `baseline` as dashed lines.
 
     The panels are stacked (one x axis, full width: readable on a phone). The memory panel shows plain (solid)
     and memory-efficient (dashed) training.
@@ -459,16 +459,20 @@ def sweep_chart(
             layout[key]["showticklabels"] = True  # every panel keeps its numbers, so each reads on its own
     for note in layout["annotations"]:  # the panel titles
         note["font"]["size"] = AXIS_TITLE_SIZE
-    fig = figure(data, chart_layout(title, height=900, legend_below=True, top_labels=AXIS_TITLE_SIZE + 10,
-                                    layout=layout), grid)  # top_labels: the panel titles
-    return fig if baseline is None or references is None else reference_lines(fig, references, baseline)
+    if baseline is not None and references is not None:
+        shapes, notes = _baseline_lines(references, baseline)
+        layout["shapes"] = [*layout.get("shapes", []), *shapes]
+        layout["annotations"] = [*layout["annotations"], *notes]
+    return figure(data, chart_layout(title, height=900, legend_below=True, top_labels=AXIS_TITLE_SIZE + 10,
+                                     layout=layout), grid)  # top_labels: the panel titles
 
 
-def reference_lines(fig: go.Figure, references: pd.DataFrame, baseline: str) -> go.Figure:
-    """Add the baseline ResNet's values as dashed horizontal lines to a growth-rate sweep_chart."""
+def _baseline_lines(references: pd.DataFrame, baseline: str) -> tuple[list[dict], list[dict]]:
+    """The baseline ResNet's values on a sweep_chart's panels: dashed horizontal lines, each labelled at its right
+    end (where fig.add_hline puts annotation_text), as the layout's shapes and annotations."""
     row = references[references["name"] == baseline]
     if not len(row):
-        return fig
+        return [], []
     grid = _sweep_grid()
     label = row["title"].iloc[0]
     shapes, notes = [], []
@@ -476,12 +480,6 @@ def reference_lines(fig: go.Figure, references: pd.DataFrame, baseline: str) -> 
         cell = grid.cell(panel, 1)
         y = float(row[key].iloc[0]) / scale
         shapes.append(_hline(y, f"{cell['xaxis']} domain", cell["yaxis"], color=RESNET_COLOR, dash="dot"))
-        # where add_hline puts annotation_text: at the right end, above the line
         notes.append({"font": {"size": LABEL_SIZE}, "showarrow": False, "text": label, "x": 1, "xanchor": "right",
                       "xref": f"{cell['xaxis']} domain", "y": y, "yanchor": "bottom", "yref": cell["yaxis"]})
-    # Set whole, as dicts: a figure from `figure` stores them as they are (another figure validates them), where
-    # fig.add_hline or fig.update_layout would walk and check every property (~10 ms).
-    layout = fig.layout
-    layout.shapes = (*layout.shapes, *shapes)
-    layout.annotations = (*layout.annotations, *notes)
-    return fig
+    return shapes, notes
