@@ -147,6 +147,7 @@ def served_app(root: Path = ROOT, script: Path | None = None) -> Iterator[tuple[
     # The server's log goes to a file, not a pipe: a pipe nobody reads during the run fills up (64 KiB of log lines,
     # e.g. Streamlit's note on every dropped fragment rerun) and then blocks the server on its next log line.
     log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally below, after the server has stopped)
+    started = time.monotonic()
     process = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=log,
                                start_new_session=True)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -158,7 +159,9 @@ def served_app(root: Path = ROOT, script: Path | None = None) -> Iterator[tuple[
                 raise RuntimeError(f"streamlit exited with {process.returncode}: {log.read().decode(errors='replace')}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"streamlit did not answer /_stcore/health in {START_TIMEOUT_S} s")
-            time.sleep(0.25)
+            time.sleep(0.05)
+        process.healthy_after = time.monotonic() - started  # type: ignore[attr-defined]
+        process.started = started  # type: ignore[attr-defined]
         yield url, process
     finally:
         if process.poll() is None:
@@ -385,6 +388,7 @@ class Played:
     load: tuple[tuple[float, ...], tuple[float, ...]]
     server: dict[str, float] | None
     slider: list[RunResult] | None = None
+    cold: tuple[float, float] | None = None  # s from the server's start until healthy, until its first page was shown
 
     def cpu_per_rerun(self, part: str = "cpu") -> float | None:
         """Server CPU seconds per finished rerun: "cpu" all of it, "own" the server process's (its pages), "workers"
@@ -415,6 +419,7 @@ def _play(opts: Options, script: Path | None = None) -> Played:
     """Serve the app (or `script`), unless opts.url names a running one, and play the scenario against it."""
     with (served_app(script=script) if opts.url is None else _nothing(opts.url)) as (url, process), \
             _sampled(process.pid if process else 0, opts.profile if process and script is None else None):
+        cold = run_sync(_first_page(url, process, opts.pages[0])) if process is not None and script is None else None
         load_start = os.getloadavg()
         cpu_start = cpu_split(process.pid) if process else (0.0, 0.0)
         slider = None
@@ -429,7 +434,18 @@ def _play(opts: Options, script: Path | None = None) -> Played:
             own, workers = (end - start for end, start in zip(cpu_split(process.pid), cpu_start, strict=True))
             server = {"cpu": own + workers, "own": own, "workers": workers, "wall": wall, "rss": rss,
                       "child_rss": child_rss, "children": len(_tree(process.pid)) - 1}  # fmt: skip
-        return Played(results, wall, (load_start, os.getloadavg()), server, slider)
+        return Played(results, wall, (load_start, os.getloadavg()), server, slider, cold)
+
+
+async def _first_page(url: str, process: subprocess.Popen, page: str) -> tuple[float, float]:
+    """Cold start: one browser's first page on the server just started (s since the process started, until it
+    answered its health check and until that page was shown)."""
+    session = await Session.open(url, timeout=START_TIMEOUT_S)
+    try:
+        await session.rerun(page, timeout=START_TIMEOUT_S)
+    finally:
+        await session.close()
+    return process.healthy_after, time.monotonic() - process.started
 
 
 def floor_table(app: Played, floor: Played) -> str:
@@ -455,6 +471,9 @@ def measure(opts: Options) -> str:
     students against Streamlit's floor page), and return its report with the machine's speed."""
     app = _play(opts)
     text = f"{machine_line()}\n\n" + report(opts, app.results, app.wall, app.load, app.server, app.slider)
+    if app.cold is not None:
+        text += (f"\n\ncold start: the server answered its health check {app.cold[0]:.1f} s after it started, and "
+                 f"showed a first page ({PAGES[opts.pages[0]]}) {app.cold[1]:.1f} s after it started")
     if opts.floor and opts.url is None and not opts.train:
         text += "\n\n" + floor_table(app, _play(opts, FLOOR_APP))
     return text
