@@ -84,8 +84,8 @@ def layer_table() -> None:
     )
     st.caption(f"{len(table)} of {len(report.table)} rows.")
     st.download_button(
-        "Download the table as CSV", table.to_csv(index=False), file_name="densenet_layers.csv", mime="text/csv",
-        key=keys.BUILD_LAYERS_CSV,
+        "Download the table as CSV", lambda: table.to_csv(index=False),  # made when it is asked for
+        file_name="densenet_layers.csv", mime="text/csv", key=keys.BUILD_LAYERS_CSV,
     )
 
 

@@ -61,7 +61,6 @@ def block_explorer() -> None:
     if n_layers > GRAPH_DEFAULT_LAYERS:
         st.caption(f"With {n_layers} layers the graph has {len(trace.edges)} arrows, so the matrix is the readable "
                    f"form (the graph is offered up to {MAX_GRAPH_LAYERS} layers).")
-    dot = graphs.draw(trace, highlight=f"x{layer}", dark=dark)
     if view == GRAPH:
         ui.graph(trace, "conn_graph", highlight=f"x{layer}")
         # On a phone the graph shrinks to the screen; its labels are vector text that stays sharp when zoomed.
@@ -69,8 +68,9 @@ def block_explorer() -> None:
                    "block as a matrix.")
     else:
         ui.plot(charts.connectivity_heatmap, graphs.connectivity_matrix(trace), highlight=layer, key=keys.CONN_MATRIX)
-    st.download_button(
-        "Download this block's DOT source", dot.source, file_name=f"dense_block{block}.dot", mime="text/vnd.graphviz",
+    st.download_button(  # the file is made when it is asked for, not on every rerun
+        "Download this block's DOT source", lambda: graphs.draw(trace, highlight=f"x{layer}", dark=dark).source,
+        file_name=f"dense_block{block}.dot", mime="text/vnd.graphviz",
         key=keys.CONN_DOT_BLOCK,
     )
 
@@ -90,10 +90,9 @@ block_explorer()
 st.header("The whole network")
 network_trace = graphs.network_trace(config, size)
 ui.graph(network_trace, "conn_network", width="content")
-network = graphs.draw(network_trace, dark=dark)  # the DOT download, in the page's theme
-st.download_button(
-    "Download the network's DOT source", network.source, file_name="densenet.dot", mime="text/vnd.graphviz",
-    key=keys.CONN_DOT_NETWORK,
+st.download_button(  # in the page's theme, made when it is asked for
+    "Download the network's DOT source", lambda: graphs.draw(network_trace, dark=dark).source,
+    file_name="densenet.dot", mime="text/vnd.graphviz", key=keys.CONN_DOT_NETWORK,
 )
 
 ui.show_code(DenseLayer, DenseBlock, Bottleneck if state.baseline.block == "bottleneck" else BasicBlock)
