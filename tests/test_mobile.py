@@ -82,8 +82,8 @@ def screenshot(page, cdp, screen: dict, path: Path) -> None:
     clip = {"x": 0, "y": 0, "width": tall["width"], "height": tall["height"], "scale": 1 / screen["deviceScaleFactor"]}
     shot = cdp.send("Page.captureScreenshot", {"format": "png", "clip": clip})
     path.write_bytes(base64.b64decode(shot["data"]))
+    # Back to the screen's size; nothing is checked after a screenshot before the next page opens (and lays out anew).
     cdp.send("Emulation.setDeviceMetricsOverride", screen)
-    page.wait_for_timeout(700)
 
 
 def misplaced_text(page) -> list[str]:
