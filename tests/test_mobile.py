@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from test_browser import PAGES, RUN_TIMEOUT_MS, no_exception, settle
+from test_browser import PAGES, RUN_TIMEOUT_MS, no_exception, settle, train_one_epoch
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -115,9 +115,7 @@ def test_every_page_fits_the_screen(browser_context, app_url, artifacts, screen_
             assert page.evaluate("() => [innerWidth, devicePixelRatio]") == [screen["width"],
                                                                             screen["deviceScaleFactor"]]
             if stem == "training":  # train (a few seconds on digits) so the page's charts exist
-                page.locator(".st-key-train_start button").click()
-                page.locator(".st-key-train_curves").wait_for(timeout=RUN_TIMEOUT_MS)
-                settle(page)
+                train_one_epoch(page)
             no_exception(page, f"{title} on {screen_name}")
             draw_every_chart(page)
             scroll = page.evaluate("() => [document.scrollingElement.scrollWidth, innerWidth]")
