@@ -175,6 +175,11 @@ def app_server() -> Iterator[Server]:
         yield server
     finally:
         _stop_server(server)
+    # Whatever this process's tests did with it (tests/test_load.py checks the same while they run), the server
+    # logged no uncaught exception: Streamlit logs each one.
+    log = server.log_text()
+    assert "Uncaught app exception" not in log and "Uncaught app execution" not in log, log[-5000:]
+    assert "Traceback" not in log, log[-5000:]
 
 
 @pytest.fixture(scope="session")
