@@ -7,6 +7,7 @@ tried, sessions held, peak RSS) go to test-artifacts/robustness.json through `re
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -38,6 +39,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SERVER_START_TIMEOUT_S = 90
+# pytest-xdist's name for this worker process ("gw0", "gw1", ...), "" without xdist: each worker starts its own
+# server and browser, and names what it writes alone after itself.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 
 
 def chromium_path() -> str | None:
@@ -50,24 +54,29 @@ def chromium_path() -> str | None:
 def record(key: str, value: object) -> None:
     """Merge one measured number into test-artifacts/robustness.json (what the README reports)."""
     ARTIFACTS.mkdir(exist_ok=True)
-    data = {}
-    if REPORT.exists():
-        try:
-            data = json.loads(REPORT.read_text())
-        except ValueError:
-            data = {}
-    data[key] = value
-    REPORT.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    # Under pytest-xdist (`make test`) the workers write the report at the same time: one at a time.
+    with open(ARTIFACTS / "robustness.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = {}
+        if REPORT.exists():
+            try:
+                data = json.loads(REPORT.read_text())
+            except ValueError:
+                data = {}
+        data[key] = value
+        REPORT.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def pytest_sessionstart(session) -> None:
-    """Start each run with an empty report, so it only holds what this run measured."""
-    REPORT.unlink(missing_ok=True)
+    """Start each run with an empty report, so it only holds what this run measured (xdist: before any worker)."""
+    if not WORKER:
+        REPORT.unlink(missing_ok=True)
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
-    """Render robustness.json as robustness.md (one line per measured number) beside it."""
-    if not REPORT.exists():
+    """Render robustness.json as robustness.md (one line per measured number) beside it (xdist: once all the
+    workers are done)."""
+    if WORKER or not REPORT.exists():
         return
     data = json.loads(REPORT.read_text())
     lines = ["# What the robustness suites tried (this run)", "", "| measure | value |", "|---|---|"]
@@ -161,11 +170,16 @@ def _stop_server(server: Server) -> None:
 @pytest.fixture(scope="session")
 def app_server() -> Iterator[Server]:
     """The app as `make run` starts it, on 127.0.0.1 and a free port, up until the session ends."""
-    server = _start_server("streamlit-server.log")
+    server = _start_server(f"streamlit-server{'-' + WORKER if WORKER else ''}.log")
     try:
         yield server
     finally:
         _stop_server(server)
+    # Whatever this process's tests did with it (tests/test_load.py checks the same while they run), the server
+    # logged no uncaught exception: Streamlit logs each one.
+    log = server.log_text()
+    assert "Uncaught app exception" not in log and "Uncaught app execution" not in log, log[-5000:]
+    assert "Traceback" not in log, log[-5000:]
 
 
 @pytest.fixture(scope="session")

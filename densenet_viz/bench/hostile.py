@@ -408,17 +408,18 @@ class Outcome:
                 said or "(nothing)"]
 
 
-async def _play(url: str, pid: int, cases: list[Case]) -> list[Outcome]:
+async def _play(url: str, pid: int, cases: list[Case], warm_up: bool = True) -> list[Outcome]:
     from playwright.async_api import async_playwright
 
     outcomes = []
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
-            warm = await browser.new_page()
-            await _open(warm, url)  # the server's first page pays its imports, not the first case
-            await _open(warm, f"{url}/features")
-            await warm.close()
+            if warm_up:  # a server that has served these pages before (the test suite's) needs none
+                warm = await browser.new_page()
+                await _open(warm, url)  # the server's first page pays its imports, not the first case
+                await _open(warm, f"{url}/features")
+                await warm.close()
             for case in cases:
                 if not _healthy(url):
                     outcomes.append(Outcome(case, Seen(float("nan"), False, "server down before the case"), 0, [],
