@@ -8,15 +8,25 @@ import functools
 from dataclasses import replace
 
 from ..models.config import PRESETS, DenseNetConfig, ResNetConfig
-from .closed_form import param_count
+from ..models.plan import layer_plan
+from .dense_form import dense_parts, densenet_units
+from .report import check_config
+from .resnet_form import resnet_units
 
 
 # Configs are frozen (hashable): a baseline match, run for every new config a student tries, then counts only
 # the new DenseNet; the candidate ResNets' counts are remembered.
 @functools.lru_cache(maxsize=1024)
 def count_params(config: DenseNetConfig | ResNetConfig) -> int:
-    """Parameters of the model a config describes, in closed form (no model is built)."""
-    return param_count(config)
+    """Parameters of the model a config describes, in closed form (no model is built): the sum of its table rows,
+    without the memory figures."""
+    check_config(config)
+    # The count does not depend on the input size: an input as large as the downsampling leaves every map 1x1 or more.
+    hw = (config.downsampling, config.downsampling)
+    plan = layer_plan(config, hw)
+    units = (densenet_units(config, dense_parts(plan), hw) if isinstance(config, DenseNetConfig)
+             else resnet_units(config, plan, hw))
+    return sum(u.params for u in units)
 
 
 def adapt_baseline(baseline: ResNetConfig, config: DenseNetConfig) -> ResNetConfig:

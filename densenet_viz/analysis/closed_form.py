@@ -95,17 +95,6 @@ def _core(config: DenseNetConfig | ResNetConfig, hw: tuple[int, int], dtype: tor
     )
 
 
-def param_count(config: DenseNetConfig | ResNetConfig) -> int:
-    """Parameters of the model a config describes: the table rows' sum, without the memory figures (the count
-    does not depend on the input size: an input as large as the downsampling leaves every map at least 1x1)."""
-    check_config(config)
-    hw = (config.downsampling, config.downsampling)
-    plan = layer_plan(config, hw)
-    units = (densenet_units(config, dense_parts(plan), hw) if isinstance(config, DenseNetConfig)
-             else resnet_units(config, plan, hw))
-    return sum(u.params for u in units)
-
-
 # ---------------------------------------------------------------------------------------------
 # The public API
 

@@ -28,12 +28,6 @@ POLL_S = 1.0  # a screen sees a change within this (plus a rerun): the issue ask
 QR_SCALE = 6
 
 
-def class_lessons() -> dict[str, ls.Lesson]:
-    """The lessons a class can follow: the server's (shipped and the teacher folder's), the same in every replica.
-    A lesson uploaded into one session is not: other replicas could not show it."""
-    return server_lessons()
-
-
 def store() -> cs.Store:
     """The class store this server uses ($DENSENET_VIZ_STORE)."""
     return cs.store_from_env()
@@ -94,7 +88,7 @@ def _route() -> None:
                  "teacher (a class ends a few hours after it starts).")
         join_form()
         return
-    lesson = class_lessons().get(state.lesson_id)
+    lesson = server_lessons().get(state.lesson_id)
     if lesson is None:
         st.error(f"This class follows the lesson {markup.quoted(state.lesson_id)}, which this server does not have.")
         return
@@ -129,7 +123,8 @@ def join_form() -> None:
 
 def start_form() -> None:
     """A teacher starts a class from a lesson."""
-    lessons = class_lessons()
+    # The server's lessons only: every replica has them, where a lesson uploaded into one session is not.
+    lessons = server_lessons()
     with st.form(keys.CLASS_START, border=True):
         st.subheader("Teachers: start a class")
         chosen = st.selectbox("Lesson", list(lessons), format_func=lambda i: lessons[i].title, key=keys.CLASS_LESSON)
