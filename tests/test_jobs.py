@@ -269,3 +269,32 @@ def test_a_result_too_large_to_keep_reaches_its_waiter_and_goes_once_released(po
     pool.release("large", "a")
     assert pool.status("large") is None
     assert pool.status("small").result == 16  # a small result stays for identical requests
+
+
+def test_a_jobs_progress_text_quoting_a_file_name_shows_as_plain_text():
+    """A loaded-weights job says the file's name while it runs; the progress bar renders Markdown, so a name that is
+    an image link must reach it escaped (on a slow machine the bar is on screen long enough for a fetch)."""
+    import torch
+    from apptest_helpers import shown
+
+    from densenet_viz import DenseNetConfig
+    from densenet_viz.app import work
+    from densenet_viz.lab import tasks
+    from densenet_viz.lab.weights import WeightsFile
+    from densenet_viz.markup import outside_references
+
+    name = "![w](http://198.51.100.7/w.png).pth"
+    said: list[str] = []
+
+    def progress(fraction: float, text: str = "", partial: object = None) -> None:
+        said.append(text)
+
+    progress.check = lambda: None  # type: ignore[attr-defined]
+    broken = WeightsFile.from_upload(b"not a state dict", name)
+    config = DenseNetConfig(8, (2, 2), 16, stem="cifar", num_classes=10)
+    with pytest.raises(ValueError):
+        tasks.loaded_feature_map(config, "cpu", broken, "features.conv0", torch.zeros(1, 3, 32, 32), progress=progress)
+    assert name in said[0]
+    label = work._label(jobs.JobStatus(jobs.RUNNING, 0, 0.0, said[0]), "Loading the weights", workers=1)
+    assert outside_references(label) == [] and "](" not in label
+    assert shown(label).replace("\N{WORD JOINER}", "") == f"Loading the weights: {said[0]}"

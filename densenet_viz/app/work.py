@@ -156,7 +156,8 @@ def _label(status: jobs.JobStatus, what: str, workers: int) -> str:
         ahead = status.position - 1
         return (f"{what}: queued, {ahead} job(s) ahead of it on {workers} worker(s); it starts when one is free"
                 f"{shared}")
-    return f"{what}: {status.text}{shared}"
+    # A job's text may quote a student's file name; a progress label renders Markdown (an image there is fetched).
+    return f"{what}: {markup.message(status.text)}{shared}"
 
 
 def run_job(key: Hashable, fn: Callable, args: tuple, what: str, deadline: float | None = None,
