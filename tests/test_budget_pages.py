@@ -50,7 +50,11 @@ def test_every_page_answers_a_corner_within_the_budget(query):
         refusals = [shown(e.value) for e in at.error]
         assert all(r.startswith(("Not built", "Not computed")) for r in refusals), (page, refusals)
         if page == "features" and not refusals:
-            assert any(e.key == "fm_grid" for e in at.get("plotly_chart")), "neither maps nor a refusal"
+            # Before the server's calibration, on a machine slower than the cost model, the view may run and be
+            # stopped at its deadline, which the page says.
+            stopped = any("deadline passed" in e.value for e in at.warning)
+            maps = any(e.key == "fm_grid" for e in at.get("plotly_chart"))
+            assert stopped or maps, ("neither maps nor a refusal", [e.value for e in at.warning])
         assert seconds < budget + MARGIN_S, (page, seconds)
 
 
