@@ -53,6 +53,17 @@ def open_url(page, url: str) -> None:
     settle(page)
 
 
+def open_in_app(page, path: str) -> None:
+    """Go to `path` of the app this tab shows as its own back and forward buttons do (history, then popstate): the
+    page runs in the same session without Streamlit's frontend loading again, which costs the browser ~1.7 CPU-s a
+    load (22 pages: 52 CPU-s loaded, 15 CPU-s this way)."""
+    page.evaluate("p => { history.pushState({}, '', p); dispatchEvent(new PopStateEvent('popstate', {state: {}})); }",
+                  path)
+    page.wait_for_function("p => location.pathname === p", arg=path)
+    page.wait_for_timeout(300)  # the run the popstate starts
+    settle(page)
+
+
 def no_exception(page, where: str) -> None:
     """No exception box on the page, and no "Page not found" dialog for the path it was opened at."""
     boxes = page.locator(EXCEPTION)

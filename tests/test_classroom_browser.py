@@ -15,7 +15,7 @@ import sys
 import time
 
 import pytest
-from conftest import ARTIFACTS, CHROMIUM_ARGS, ROOT, free_port, record
+from conftest import ARTIFACTS, CHROMIUM_ARGS, CONTEXT_OPTIONS, ROOT, free_port, record
 from test_browser import screenshot
 from test_serve import Served
 
@@ -103,7 +103,7 @@ def test_a_teacher_and_three_students_on_two_replicas_run_a_step(served_class, p
     browser = manager.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
     try:
         # Fresh contexts have no cookies: HAProxy spreads them over the replicas and pins each with its cookie.
-        teacher_ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+        teacher_ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, **CONTEXT_OPTIONS)
         teacher = teacher_ctx.new_page()
         teacher.goto(f"{served.url}/classroom")
         settle(teacher)
@@ -117,7 +117,8 @@ def test_a_teacher_and_three_students_on_two_replicas_run_a_step(served_class, p
         qr.wait_for(timeout=30_000)
         assert qr.evaluate("img => img.complete && img.naturalWidth > 100")  # drawn, from this server
 
-        contexts = [browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True) for _ in range(3)]
+        contexts = [browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, **CONTEXT_OPTIONS)
+                    for _ in range(3)]
         phones = [ctx.new_page() for ctx in contexts]
         for phone in phones:
             phone.goto(f"{served.url}/classroom?class={code}")

@@ -24,7 +24,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from conftest import ARTIFACTS, CHROMIUM_ARGS, free_port, record
+from conftest import ARTIFACTS, CHROMIUM_ARGS, CONTEXT_OPTIONS, free_port, record
 from test_deploy import container, load_script, parse_quantity, resources
 from test_serve import (
     GONE,
@@ -221,7 +221,7 @@ def test_a_lesson_link_through_haproxy_survives_its_container_stopping(balanced,
         browser = manager.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
     except Exception as exc:  # Playwright raises its own Error type for every launch failure
         pytest.skip(f"Playwright could not launch {executable}: {exc}")
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, **CONTEXT_OPTIONS)
     context.set_default_timeout(RUN_TIMEOUT_MS)
     try:
         page = context.new_page()

@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from test_browser import PAGES, RUN_TIMEOUT_MS, no_exception, settle, train_one_epoch
+from test_browser import PAGES, RUN_TIMEOUT_MS, no_exception, open_in_app, settle, train_one_epoch
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -110,9 +110,13 @@ def test_every_page_fits_the_screen(browser_context, app_url, artifacts, screen_
     try:
         cdp = emulate(page, screen)
         problems = {}
-        for script, title in PAGES:
+        for i, (script, title) in enumerate(PAGES):
             stem = Path(script).stem
-            open_path(page, f"{app_url}/{stem}")
+            if i == 0:
+                open_path(page, f"{app_url}/{stem}")
+            else:  # each page laid out anew at this screen, without loading the frontend again
+                open_in_app(page, f"/{stem}")
+                page.wait_for_selector("h1", timeout=RUN_TIMEOUT_MS)
             assert page.evaluate("() => [innerWidth, devicePixelRatio]") == [screen["width"],
                                                                             screen["deviceScaleFactor"]]
             if stem == "training":  # train (a few seconds on digits) so the page's charts exist

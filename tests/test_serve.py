@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
-from conftest import ARTIFACTS, CHROMIUM_ARGS, ROOT, free_port, record
+from conftest import ARTIFACTS, CHROMIUM_ARGS, CONTEXT_OPTIONS, ROOT, free_port, record
 from PIL import Image
 
 pytestmark = [pytest.mark.slow]
@@ -154,7 +154,7 @@ def chromium(playwright_manager):
 
 def student(chromium, served: Served, replica: str | None = None):
     """A new browser profile (a student); pinned to `replica` by presetting its affinity cookie."""
-    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000}, **CONTEXT_OPTIONS)
     context.set_default_timeout(RUN_TIMEOUT_MS)
     if replica:
         context.add_cookies([{"name": "SERVERID", "value": replica, "url": served.url}])

@@ -416,7 +416,7 @@ async def _play(url: str, pid: int, cases: list[Case], warm_up: bool = True) -> 
         browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
             if warm_up:  # a server that has served these pages before (the test suite's) needs none
-                warm = await browser.new_page()
+                warm = await browser.new_page(reduced_motion="reduce")
                 await _open(warm, url)  # the server's first page pays its imports, not the first case
                 await _open(warm, f"{url}/features")
                 await warm.close()
@@ -425,7 +425,7 @@ async def _play(url: str, pid: int, cases: list[Case], warm_up: bool = True) -> 
                     outcomes.append(Outcome(case, Seen(float("nan"), False, "server down before the case"), 0, [],
                                             False))
                     continue
-                page = await browser.new_page()
+                page = await browser.new_page(reduced_motion="reduce")  # no CSS animations, which cost CPU while it waits
                 ctx = Ctx(url, page, pid)
                 page.on("request", lambda r, ctx=ctx: ctx.requests.append(r.url))
                 stop, bystander = asyncio.Event(), []
