@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from conftest import ARTIFACTS, ROOT
 from PIL import Image
-from test_browser import PAGES, RUN_TIMEOUT_MS, no_exception, screenshot, settle
+from test_browser import PAGES, RUN_TIMEOUT_MS, no_exception, open_in_app, screenshot, settle
 from test_mobile import draw_every_chart
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -152,10 +152,14 @@ def assert_none(found: dict[str, list[dict]], state: str) -> None:
         f"at {w}:\n{describe_violations(v)}" for w, v in bad.items())
 
 
-def open_path(page, app_url: str, path: str) -> None:
+def open_path(page, app_url: str, path: str, in_app: bool = False) -> None:
+    """Open `path` from its link, or (in_app, once the tab shows the app) through the app's own history."""
     page.set_viewport_size(WIDTHS["1400px"])
-    page.goto(f"{app_url}/{path}")
-    page.wait_for_selector('[data-testid="stApp"]', timeout=RUN_TIMEOUT_MS)
+    if in_app and page.url.startswith(app_url):
+        open_in_app(page, f"/{path}")
+    else:
+        page.goto(f"{app_url}/{path}")
+        page.wait_for_selector('[data-testid="stApp"]', timeout=RUN_TIMEOUT_MS)
     page.wait_for_selector("h1", timeout=RUN_TIMEOUT_MS)
     settle(page)
 
@@ -190,7 +194,7 @@ def test_axe_is_the_pinned_release(axe_source):
 
 @pytest.mark.parametrize("title", list(PAGE_PATHS))
 def test_every_page_in_its_default_state(tab, app_url, axe_source, title):
-    open_path(tab, app_url, PAGE_PATHS[title])
+    open_path(tab, app_url, PAGE_PATHS[title], in_app=True)  # no control moved yet: each page as it opens
     assert_none(check(tab, axe_source, f"{title}: default"), title)
 
 
