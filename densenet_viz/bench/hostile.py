@@ -425,7 +425,7 @@ async def _play(url: str, pid: int, cases: list[Case], warm_up: bool = True) -> 
                     outcomes.append(Outcome(case, Seen(float("nan"), False, "server down before the case"), 0, [],
                                             False))
                     continue
-                page = await browser.new_page(reduced_motion="reduce")  # no CSS animations, which cost CPU while it waits
+                page = await browser.new_page(reduced_motion="reduce")  # no CSS animations: they cost CPU
                 ctx = Ctx(url, page, pid)
                 page.on("request", lambda r, ctx=ctx: ctx.requests.append(r.url))
                 stop, bystander = asyncio.Event(), []
