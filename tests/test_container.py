@@ -13,6 +13,7 @@ model the URL names. Skipped only where podman, runc or mmdebstrap is missing or
 from __future__ import annotations
 
 import configparser
+import contextlib
 import hashlib
 import json
 import secrets
@@ -83,8 +84,13 @@ def k8s_flags(secret: str) -> list[str]:
 
 
 def lesson_values(page) -> tuple[str, str]:
-    """(growth rate, layers per block) as the lesson's controls in the page show them."""
+    """(growth rate, layers per block) as the lesson's controls in the page show them, once drawn with a value (a
+    slow machine's browser filled the text box after the run had ended)."""
+    from playwright.sync_api import expect
+
     box = page.locator(LESSON_BOX)
+    with contextlib.suppress(AssertionError):  # still empty: the comparison below reports it
+        expect(box.locator(".st-key-block_config input")).not_to_have_value("", timeout=30_000)
     return (box.locator('.st-key-growth_rate input[type="range"]').input_value(),
             box.locator(".st-key-block_config input").input_value())
 
