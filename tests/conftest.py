@@ -38,7 +38,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-# Every tab's context: no CSS animations. Streamlit's animate while a page waits, and an idle tab cost ~6% of a
+# Every tab's context: no CSS animations. Streamlit animates while a page waits, and an idle tab cost ~6% of a
 # core with them (0.28 CPU-s in 5 s, 0.05 without): the suite's browsers are most of its CPU on a slow machine.
 CONTEXT_OPTIONS = {"reduced_motion": "reduce"}
 SERVER_START_TIMEOUT_S = 90
