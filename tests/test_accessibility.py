@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from conftest import ARTIFACTS, ROOT
 from PIL import Image
-from test_browser import PAGES, RUN_TIMEOUT_MS, no_exception, open_in_app, screenshot, settle
+from test_browser import PAGES, RUN_TIMEOUT_MS, no_exception, open_in_app, screenshot, settle, train_one_epoch
 from test_mobile import draw_every_chart
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -223,13 +223,7 @@ def test_a_lesson_step_answered_and_revealed(tab, app_url, axe_source):
 
 def test_after_training_the_training_and_feature_pages(tab, app_url, axe_source):
     open_path(tab, app_url, "training")
-    slider = tab.locator('.st-key-train_epochs input[type="range"]')
-    slider.focus()
-    slider.press("Home")  # one epoch: enough to draw every chart
-    settle(tab)
-    tab.locator(".st-key-train_start button").click()
-    tab.locator(".st-key-train_curves").wait_for(timeout=RUN_TIMEOUT_MS)
-    settle(tab)
+    train_one_epoch(tab)
     trained = check(tab, axe_source, "Train & feature reuse: after training", widths=("390px", "1400px"))
     # The trained model lives in this session: reach Feature maps through the navigation, not a new page load.
     tab.locator('[data-testid="stSidebarNavLink"]').filter(has_text="Feature maps").first.click()
