@@ -1,11 +1,15 @@
 """The shared sidebar: one config for every page, kept in step with the URL; lesson links; AppState."""
 
+import inspect
+
 import torch
 from apptest_helpers import new_app, open_page, shown
 
 from densenet_viz import PRESETS
+from densenet_viz.app import keys
 from densenet_viz.app.keys import STATE as STATE_KEY
 from densenet_viz.app.state import AppState, config_key
+from densenet_viz.models.densenet import DenseBlock, DenseLayer
 
 
 def state(at) -> AppState:
@@ -127,6 +131,15 @@ def test_the_share_box_offers_the_link_and_a_lesson_link():
     links = [c.value for c in at.sidebar.code]
     assert links[0].endswith("?preset=densenet121")
     assert links[1].endswith("?preset=densenet121&show=k,theta")
+
+
+def test_the_code_box_draws_the_real_source_once_it_is_opened():
+    at = open_page("build", {})
+    assert "Show the code behind this" in [e.label for e in at.expander]
+    assert not at.main.code  # drawn only once the box is opened
+    at.session_state[keys.code_box("DenseLayer")] = True  # what opening the expander in the browser sends
+    at.run()
+    assert [c.value.rstrip() for c in at.main.code] == [inspect.getsource(o).rstrip() for o in (DenseLayer, DenseBlock)]
 
 
 def test_a_bad_link_warns_and_keeps_warning_until_a_setting_changes():

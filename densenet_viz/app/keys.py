@@ -106,6 +106,11 @@ def numbers_box(figure_key: str) -> str:
     return f"{figure_key}_numbers_box"
 
 
+def code_box(name: str) -> str:
+    """The expander that holds the source of `name` (a class or function) under a figure (drawn only while open)."""
+    return f"code_{name}_box"
+
+
 # ---- class mode (pages/classroom.py): URL keys and session state
 CLASS_URL, TEACHER_URL, ME_URL = "class", "teacher", "me"  # ?class=CODE[&teacher=TOKEN | &me=STUDENT ID]
 CLASS_URL_KEYS = (CLASS_URL, TEACHER_URL, ME_URL)
