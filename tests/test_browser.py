@@ -191,14 +191,21 @@ DEFAULT = PRESETS["densenet121"]
 
 
 @pytest.fixture(scope="module")
-def nav(browser_context, app_url) -> dict[str, str]:
-    """The sidebar navigation of the served app: {page title: URL}, read from the links themselves."""
+def nav_tab(browser_context, app_url):
+    """One tab that opens the app once; the page tests then reach every page from its sidebar link, as a student
+    does (a click costs Chromium about a third of a page load, which starts Streamlit's frontend again)."""
     page = browser_context.new_page()
     try:
         open_url(page, app_url)
-        return dict((title, href) for href, title in nav_links(page))
+        yield page
     finally:
         page.close()
+
+
+@pytest.fixture(scope="module")
+def nav(nav_tab) -> dict[str, str]:
+    """The sidebar navigation of the served app: {page title: URL}, read from the links themselves."""
+    return dict((title, href) for href, title in nav_links(nav_tab))
 
 
 def test_the_navigation_lists_every_page(nav):
@@ -207,10 +214,12 @@ def test_the_navigation_lists_every_page(nav):
 
 
 @pytest.mark.parametrize(("script", "title"), PAGES, ids=[Path(s).stem for s, _ in PAGES])
-def test_every_page_draws_without_an_exception(page, nav, artifacts, script, title):
-    open_url(page, nav[title])
+def test_every_page_draws_without_an_exception(nav_tab, nav, artifacts, script, title):
+    page = nav_tab
+    open_page(page, title)
     current = page.locator('[data-testid="stSidebarNavLink"][aria-current="page"]').inner_text()
     assert title in current
+    assert urlparse(page.url).path == urlparse(nav[title]).path  # the page its link names
     if script == "pages/training.py":  # train for real (a few seconds on digits) so its charts exist
         train_one_epoch(page)
     no_exception(page, title)
