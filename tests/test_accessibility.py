@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from conftest import ARTIFACTS, ROOT
 from PIL import Image
-from test_browser import PAGES, RUN_TIMEOUT_MS, no_exception, open_in_app, screenshot, settle, train_one_epoch
+from test_browser import PAGES, POLL_MS, RUN_TIMEOUT_MS, no_exception, open_in_app, screenshot, settle, train_one_epoch
 from test_mobile import draw_every_chart
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -301,7 +301,7 @@ def test_a_lesson_can_be_done_with_the_keyboard_alone(browser_context, app_url):
                 "gd => Array.from(gd._fullData.find(t => t.name.includes('current')).y)")
             step.keyboard.press("ArrowRight")
             step.wait_for_function("v => document.querySelector('.st-key-growth_rate input[type=\"range\"]')"
-                                   "?.value == v", arg=str(before + 1))
+                                   "?.value == v", arg=str(before + 1), polling=POLL_MS)
             settle(step)
             chart_after = step.locator(".st-key-channel_chart .js-plotly-plot").evaluate(
                 "gd => Array.from(gd._fullData.find(t => t.name.includes('current')).y)")

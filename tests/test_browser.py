@@ -32,6 +32,9 @@ PAGES = [
     if (ROOT / script).exists()
 ]
 RUN_TIMEOUT_MS = 120_000  # one script run on a loaded 2-core machine (the first one imports torch)
+# How often a wait_for_function checks its condition in the page. Playwright's default, every animation frame, keeps
+# Chromium at ~11% of a core per waiting tab (3% at 100 ms): CPU a slow machine's server needs for the run waited on.
+POLL_MS = 100
 
 EXCEPTION = '[data-testid="stException"]'
 PLOTLY = '[data-testid="stPlotlyChart"]'
@@ -59,7 +62,7 @@ def open_in_app(page, path: str) -> None:
     load (22 pages: 52 CPU-s loaded, 15 CPU-s this way)."""
     page.evaluate("p => { history.pushState({}, '', p); dispatchEvent(new PopStateEvent('popstate', {state: {}})); }",
                   path)
-    page.wait_for_function("p => location.pathname === p", arg=path)
+    page.wait_for_function("p => location.pathname === p", arg=path, polling=POLL_MS)
     page.wait_for_timeout(300)  # the run the popstate starts
     settle(page)
 
@@ -90,6 +93,7 @@ def wait_for_metric(page, label: str, expected: str, timeout_ms: int = RUN_TIMEO
                    m.querySelector('[data-testid="stMetricValue"]')?.innerText.trim() === expected)""",
             arg=[label, expected],
             timeout=timeout_ms,
+            polling=POLL_MS,
         )
     except Exception:
         no_exception(page, f"waiting for {label} = {expected}")
@@ -179,6 +183,7 @@ def open_page(page, title: str) -> None:
         'document.querySelector(\'[data-testid="stSidebarNavLink"][aria-current="page"]\')?.innerText.includes(t)',
         arg=title,
         timeout=RUN_TIMEOUT_MS,
+        polling=POLL_MS,
     )
     settle(page)
 
@@ -236,7 +241,8 @@ def test_every_page_draws_without_an_exception(nav_tab, nav, artifacts, script, 
         kind, at_least = expected[script]
         with contextlib.suppress(Exception):  # Playwright's TimeoutError: the count is asserted below
             page.wait_for_function("([sel, n]) => document.querySelectorAll(sel).length >= n",
-                                   arg=[PLOTLY if kind == "plotly" else GRAPHVIZ, at_least], timeout=30_000)
+                                   arg=[PLOTLY if kind == "plotly" else GRAPHVIZ, at_least], timeout=30_000,
+                                   polling=POLL_MS)
     counts = charts_drawn(page, title)
     screenshot(page, artifacts, f"page-{slug(title)}")
     assert page.locator("h1").count() >= 1
@@ -340,7 +346,8 @@ def test_fast_key_presses_on_a_slider_end_in_one_consistent_model(browser_contex
             # The last press's value reaches the URL (every run the presses started is settled below); a timeout
             # (Playwright's TimeoutError) is no failure by itself: what the page shows then is checked below.
             with contextlib.suppress(Exception):
-                page.wait_for_function("() => new URLSearchParams(location.search).get('k') === '12'", timeout=1500)
+                page.wait_for_function("() => new URLSearchParams(location.search).get('k') === '12'", timeout=1500,
+                                       polling=POLL_MS)
             settle(page)
             shown = int(thumb.input_value())
             k_url = int(parse_qs(urlparse(page.url).query).get("k", ["32"])[0])

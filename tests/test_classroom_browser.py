@@ -16,7 +16,7 @@ import time
 
 import pytest
 from conftest import ARTIFACTS, CHROMIUM_ARGS, CONTEXT_OPTIONS, ROOT, free_port, record
-from test_browser import screenshot
+from test_browser import POLL_MS, screenshot
 from test_serve import Served
 
 from densenet_viz.classroom import store as cs
@@ -79,17 +79,41 @@ def replica_of(context) -> str:
     return next(c["value"] for c in context.cookies() if c["name"] == "SERVERID")
 
 
+# Notes in the page the moment `text` first shows (ms since the epoch): the test reads it afterwards instead of
+# asking every page every 20 ms, round trips that took the CPU the replicas needed for the very change timed.
+WATCH = """t => {
+  window.__seenAt = undefined;
+  const check = () => {
+    if (window.__seenAt === undefined && document.body.innerText.includes(t)) {
+      window.__seenAt = performance.timeOrigin + performance.now();
+    }
+    return window.__seenAt !== undefined;
+  };
+  if (!check()) {
+    const observer = new MutationObserver(() => check() && observer.disconnect());
+    observer.observe(document.body, {subtree: true, childList: true, characterData: true});
+  }
+}"""
+
+
+def watch(pages: list, text: str) -> None:
+    """Have each page note when it first shows `text` (before the action that should bring it)."""
+    for page in pages:
+        page.evaluate(WATCH, text)
+
+
 def wait_all(pages: list, text: str, since: float, timeout_s: float = 30.0) -> list[float]:
-    """Seconds from `since` until each page shows `text` (checked every 20 ms, all pages in turn)."""
-    seen: dict[int, float] = {}
-    while len(seen) < len(pages) and time.perf_counter() - since < timeout_s:
-        for i, page in enumerate(pages):
-            if i not in seen and page.get_by_text(text, exact=False).count():
-                seen[i] = time.perf_counter() - since
-        time.sleep(0.02)
-    missing = [i for i in range(len(pages)) if i not in seen]
+    """Seconds from `since` (a perf_counter moment) until each page showed `text`, as the page noted it (watch)."""
+    epoch = time.time() - time.perf_counter() + since
+    seconds, missing = [], []
+    for i, page in enumerate(pages):
+        try:
+            seen_ms = page.wait_for_function("() => window.__seenAt", polling=POLL_MS, timeout=timeout_s * 1000)
+            seconds.append(seen_ms.json_value() / 1000 - epoch)
+        except Exception:  # Playwright's TimeoutError
+            missing.append(i)
     assert not missing, f"students {missing} never showed {text!r}"
-    return [seen[i] for i in range(len(pages))]
+    return seconds
 
 
 def changed(predicate, timeout_s: float = 30.0) -> float:
@@ -150,6 +174,7 @@ def test_a_teacher_and_three_students_on_two_replicas_run_a_step(served_class, p
         assert sorted(store.answers(code, token, 0)) == [250.0, 253.0, 256.0]
 
         # Reveal: the computed answer on the teacher's histogram and on every phone.
+        watch(phones, "Answer: 256 channels")
         teacher.get_by_role("button", name="Reveal the answer").click()
         moment = changed(lambda: store.get(code).revealed)
         reveal = wait_all(phones, "Answer: 256 channels", moment)
@@ -160,6 +185,7 @@ def test_a_teacher_and_three_students_on_two_replicas_run_a_step(served_class, p
         phones[2].screenshot(path=str(ARTIFACTS / f"class-phone-{kind}.png"))  # what the phone's screen shows
 
         # Next: every phone follows to step 2.
+        watch(phones, "Step 2 of 3")
         teacher.get_by_role("button", name="Next").click()
         moment = changed(lambda: store.get(code).step == 1)
         follow = wait_all(phones, "Step 2 of 3", moment)

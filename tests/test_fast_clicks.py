@@ -6,13 +6,14 @@ page may say "Invalid settings" (issue 22: a dropped widget state came back at i
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from conftest import record
-from test_browser import RUN_TIMEOUT_MS, no_exception, settle
+from test_browser import POLL_MS, RUN_TIMEOUT_MS, no_exception, settle
 
 from densenet_viz import settings as us
 from densenet_viz.app import keys
@@ -143,7 +144,11 @@ def wait_idle(page, before: int, within_ms: int = RUN_ENDS_MS) -> None:
     """Wait until a run that the last action started has ended, then IDLE_MS more (the student's reaction)."""
     deadline = time.monotonic() + within_ms / 1000
     while runs_ended(page) <= before and time.monotonic() < deadline:
-        page.wait_for_timeout(20)
+        # Checked in the page (a round trip from here every 20 ms cost a whole core, taken from the server the
+        # test waits for); the wait ends early when a reload, back or forward replaces the document.
+        with contextlib.suppress(Exception):
+            page.wait_for_function("n => (window.__runsEnded ?? 0) > n", arg=before, polling=POLL_MS,
+                                   timeout=max(1.0, (deadline - time.monotonic()) * 1000))
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=RUN_TIMEOUT_MS)
     page.wait_for_timeout(IDLE_MS)
 

@@ -9,13 +9,14 @@ threads: AppTest swaps a process-wide Runtime singleton on every run, so it is n
 from __future__ import annotations
 
 import ast
+import contextlib
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from conftest import ARTIFACTS, ROOT, record, rss_bytes
-from test_browser import EXCEPTION, settle
+from test_browser import EXCEPTION, POLL_MS, settle
 
 from densenet_viz import DenseNetConfig, count_params
 from densenet_viz.settings import config_from_settings, settings_from_query
@@ -93,10 +94,22 @@ def _click_slider(page, key: str, value: int) -> None:
     page.mouse.click(box["x"] + box["width"] * (value - low) / (high - low), box["y"] + box["height"] / 2)
 
 
+# Done (the run ended showing `want` as Parameters) or broken (an exception box): checked in the page, where it
+# costs the browser little, instead of several round trips from here every 200 ms per session.
+DONE_OR_BROKEN = """([want, exception]) => document.querySelector(exception) !== null || (
+  document.querySelector('[data-testid="stApp"]')?.getAttribute('data-test-script-state') === 'notRunning' &&
+  [...document.querySelectorAll('[data-testid="stMetric"]')].some(m =>
+     m.querySelector('[data-testid="stMetricLabel"]')?.innerText.trim() === 'Parameters' &&
+     m.querySelector('[data-testid="stMetricValue"]')?.innerText.trim() === want))"""
+
+
 def _wait_own_numbers(page, i: int, k: int, deadline: float) -> None:
     """Wait until session i shows its own model's parameter count and URL; fail on anything else."""
     want = f"{count_params(_session_config(i, k)):,}"
     while True:
+        with contextlib.suppress(Exception):  # Playwright's TimeoutError: what the page shows is judged below
+            page.wait_for_function(DONE_OR_BROKEN, arg=[want, EXCEPTION], polling=2 * POLL_MS,
+                                   timeout=max(1.0, (deadline - time.monotonic()) * 1000))
         if page.locator(EXCEPTION).count():
             text = page.locator(EXCEPTION).first.inner_text()
             (ARTIFACTS / f"load-exception-session-{i}.txt").write_text(f"{page.url}\n{text}")

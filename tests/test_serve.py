@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 from conftest import ARTIFACTS, CHROMIUM_ARGS, CONTEXT_OPTIONS, ROOT, free_port, record
 from PIL import Image
+from test_browser import POLL_MS
 
 pytestmark = [pytest.mark.slow]
 
@@ -177,7 +178,7 @@ def wait_for_text(page, text: str, timeout_ms: int = RUN_TIMEOUT_MS) -> None:
     try:
         page.wait_for_function("t => document.body.innerText.includes(t) || "
                                "[...document.querySelectorAll('svg text')].some(e => e.textContent.includes(t))",
-                               arg=text, timeout=timeout_ms)
+                               arg=text, timeout=timeout_ms, polling=POLL_MS)
     except Exception:  # Playwright's TimeoutError
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "serve-timeout.png"), full_page=True)
