@@ -84,13 +84,17 @@ def metric(page, label: str) -> str:
     return box.first.locator('[data-testid="stMetricValue"]').inner_text().strip()
 
 
+# In the page: the value texts of every st.metric labelled `label` (a JavaScript function of the label).
+METRIC_VALUES = """(label => [...document.querySelectorAll('[data-testid="stMetric"]')]
+  .filter(m => m.querySelector('[data-testid="stMetricLabel"]')?.innerText.trim() === label)
+  .map(m => m.querySelector('[data-testid="stMetricValue"]')?.innerText.trim()))"""
+
+
 def wait_for_metric(page, label: str, expected: str, timeout_ms: int = RUN_TIMEOUT_MS) -> None:
     """Wait until the metric shows `expected` (the app reruns after a widget change)."""
     try:
         page.wait_for_function(
-            """([label, expected]) => [...document.querySelectorAll('[data-testid="stMetric"]')].some(m =>
-                   m.querySelector('[data-testid="stMetricLabel"]')?.innerText.trim() === label &&
-                   m.querySelector('[data-testid="stMetricValue"]')?.innerText.trim() === expected)""",
+            f"([label, expected]) => {METRIC_VALUES}(label).includes(expected)",
             arg=[label, expected],
             timeout=timeout_ms,
             polling=POLL_MS,

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from conftest import record
-from test_browser import POLL_MS, RUN_TIMEOUT_MS, no_exception, settle
+from test_browser import RUN_TIMEOUT_MS, no_exception, settle
 
 from densenet_viz import settings as us
 from densenet_viz.app import keys
@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 STEPS_PER_TAB = 5
 KINDS = ("click", "back", "forward", "preset", "slider")  # the steps after a tab's first (a reload)
 IDLE_MS = 100  # the pause after a run ended before the next click, as the issue's student did
+RUN_END_POLL_MS = 20  # how soon the test sees a run's end (in the page: no round trip)
 RUN_ENDS_MS = 10_000  # a click's run has ended by then (a slower one is settled before the check)
 HISTORY_MS = 2_000  # back or forward to an entry of the same page may start no run
 SEED = 22
@@ -144,10 +145,11 @@ def wait_idle(page, before: int, within_ms: int = RUN_ENDS_MS) -> None:
     """Wait until a run that the last action started has ended, then IDLE_MS more (the student's reaction)."""
     deadline = time.monotonic() + within_ms / 1000
     while runs_ended(page) <= before and time.monotonic() < deadline:
-        # Checked in the page (a round trip from here every 20 ms cost a whole core, taken from the server the
-        # test waits for); the wait ends early when a reload, back or forward replaces the document.
+        # Checked in the page every 20 ms, so the click still follows the run's end by IDLE_MS (a round trip from
+        # here every 20 ms cost a whole core, taken from the server the test waits for); the wait ends early when a
+        # reload, back or forward replaces the document.
         with contextlib.suppress(Exception):
-            page.wait_for_function("n => (window.__runsEnded ?? 0) > n", arg=before, polling=POLL_MS,
+            page.wait_for_function("n => (window.__runsEnded ?? 0) > n", arg=before, polling=RUN_END_POLL_MS,
                                    timeout=max(1.0, (deadline - time.monotonic()) * 1000))
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=RUN_TIMEOUT_MS)
     page.wait_for_timeout(IDLE_MS)

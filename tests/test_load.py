@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from conftest import ARTIFACTS, ROOT, record, rss_bytes
-from test_browser import EXCEPTION, POLL_MS, settle
+from test_browser import EXCEPTION, METRIC_VALUES, POLL_MS, settle
 
 from densenet_viz import DenseNetConfig, count_params
 from densenet_viz.settings import config_from_settings, settings_from_query
@@ -78,11 +78,7 @@ def _blocks_text(i: int) -> str:
 
 def _shown(page) -> tuple[str, str]:
     """(the Parameters metric, the URL query) a session shows now."""
-    value = page.evaluate(
-        """() => [...document.querySelectorAll('[data-testid="stMetric"]')]
-              .filter(m => m.querySelector('[data-testid="stMetricLabel"]')?.innerText.trim() === 'Parameters')
-              .map(m => m.querySelector('[data-testid="stMetricValue"]').innerText.trim())[0] || ''"""
-    )
+    value = page.evaluate(f"label => {METRIC_VALUES}(label)[0] || ''", "Parameters")
     return value, page.url
 
 
@@ -96,11 +92,9 @@ def _click_slider(page, key: str, value: int) -> None:
 
 # Done (the run ended showing `want` as Parameters) or broken (an exception box): checked in the page, where it
 # costs the browser little, instead of several round trips from here every 200 ms per session.
-DONE_OR_BROKEN = """([want, exception]) => document.querySelector(exception) !== null || (
+DONE_OR_BROKEN = f"""([want, exception]) => document.querySelector(exception) !== null || (
   document.querySelector('[data-testid="stApp"]')?.getAttribute('data-test-script-state') === 'notRunning' &&
-  [...document.querySelectorAll('[data-testid="stMetric"]')].some(m =>
-     m.querySelector('[data-testid="stMetricLabel"]')?.innerText.trim() === 'Parameters' &&
-     m.querySelector('[data-testid="stMetricValue"]')?.innerText.trim() === want))"""
+  {METRIC_VALUES}('Parameters').includes(want))"""
 
 
 def _wait_own_numbers(page, i: int, k: int, deadline: float) -> None:

@@ -195,12 +195,19 @@ def _draw_controls(sb: Any, visible: frozenset[str], headers: bool = True) -> No
                      format_func=us.baseline_title, **opts("baseline"))
 
 
+def open_box(where: Any, label: str, key: str) -> Any | None:
+    """An expander whose content is drawn only while it is open (opening or closing it reruns the page): the box
+    to draw into, or None while it is closed."""
+    box = where.expander(label, key=key, on_change="rerun")
+    return box if box.open else None
+
+
 def _share_box(settings: dict[str, Any], visible: frozenset[str]) -> None:
     """The link to this model, and a lesson link that shows only the controls a teacher picks."""
     # Its content is drawn only while it is open (opening reruns the page): a link and a 15-option menu on every
     # rerun of every page cost a twentieth of a rerun, for the teacher who opens it now and then.
-    box = st.sidebar.expander("Share this model / make a lesson link", key=keys.SHARE_BOX, on_change="rerun")
-    if not box.open:
+    box = open_box(st.sidebar, "Share this model / make a lesson link", keys.SHARE_BOX)
+    if box is None:
         return
     with box:
         base = (getattr(st.context, "url", None) or "").split("?")[0]
@@ -414,8 +421,8 @@ def text_alternative(alt: describe.TextAlternative, key: str, where: Any = None,
     where.caption(markup.plain(alt.summary, limit=3000))
     # The table is drawn only while its expander is open (opening it reruns the page): built and sent for every
     # chart on every rerun, the tables cost a fifth of a page's server time, for the few who open one.
-    box = where.expander(label, key=keys.numbers_box(key), on_change="rerun")
-    if box.open:
+    box = open_box(where, label, keys.numbers_box(key))
+    if box is not None:
         box.dataframe(alt.table, hide_index=True, key=keys.numbers_table(key))
 
 
@@ -485,7 +492,7 @@ def show_code(*objects: Any, label: str = "Show the code behind this") -> None:
     """An expander with the real source of the classes or functions a figure comes from."""
     # Drawn only while it is open (opening reruns the page): a browser highlights the ~300 lines on every page
     # load (0.6 of the 2.4 CPU-s a Build page load costs Chromium), for the few who open it.
-    box = st.expander(label, key=keys.code_box(objects[0].__qualname__), on_change="rerun")
-    if box.open:
+    box = open_box(st, label, keys.code_box(objects[0].__qualname__))
+    if box is not None:
         for obj in objects:
             box.code(_source(obj), language="python")
