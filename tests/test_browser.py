@@ -56,14 +56,26 @@ def open_url(page, url: str) -> None:
     settle(page)
 
 
+# Goes to a path (and query) of the app as its own back and forward buttons do, and notes in the page when the run
+# that this starts has ended (the script state's next change to "notRunning").
+NAVIGATE = """p => {
+  window.__navigated = false;
+  const app = document.querySelector('[data-testid="stApp"]');
+  const watch = new MutationObserver(() => {
+    if (app.getAttribute('data-test-script-state') === 'notRunning') { window.__navigated = true; watch.disconnect(); }
+  });
+  watch.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+  history.pushState({}, '', p);
+  dispatchEvent(new PopStateEvent('popstate', {state: {}}));
+}"""
+
+
 def open_in_app(page, path: str) -> None:
-    """Go to `path` of the app this tab shows as its own back and forward buttons do (history, then popstate): the
-    page runs in the same session without Streamlit's frontend loading again, which costs the browser ~1.7 CPU-s a
-    load (22 pages: 52 CPU-s loaded, 15 CPU-s this way)."""
-    page.evaluate("p => { history.pushState({}, '', p); dispatchEvent(new PopStateEvent('popstate', {state: {}})); }",
-                  path)
-    page.wait_for_function("p => location.pathname === p", arg=path, polling=POLL_MS)
-    page.wait_for_timeout(300)  # the run the popstate starts
+    """Go to `path` (a query may follow it) of the app this tab shows, as its own back and forward buttons do
+    (history, then popstate): the page runs in the same session without Streamlit's frontend loading again, which
+    costs the browser 3.5-5.5 CPU-s a load, about three times a page change."""
+    page.evaluate(NAVIGATE, path)
+    page.wait_for_function("() => window.__navigated", polling=POLL_MS, timeout=RUN_TIMEOUT_MS)
     settle(page)
 
 
