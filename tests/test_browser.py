@@ -57,17 +57,23 @@ def open_url(page, url: str) -> None:
 
 
 # Goes to a path (and query) of the app as its own back and forward buttons do, and notes in the page when the run
-# that this starts has ended (the script state's next change to "notRunning").
+# that this starts has ended: the script state's next change to "notRunning".
 NAVIGATE = """p => {
   window.__navigated = false;
-  const app = document.querySelector('[data-testid="stApp"]');
+  const state = () => document.querySelector('[data-testid="stApp"]')?.getAttribute('data-test-script-state');
   const watch = new MutationObserver(() => {
-    if (app.getAttribute('data-test-script-state') === 'notRunning') { window.__navigated = true; watch.disconnect(); }
+    if (state() === 'notRunning') { window.__navigated = true; watch.disconnect(); }
   });
-  watch.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+  watch.observe(document, {subtree: true, attributes: true, attributeFilter: ['data-test-script-state']});
   history.pushState({}, '', p);
   dispatchEvent(new PopStateEvent('popstate', {state: {}}));
 }"""
+# React may show a quick run's start and end in one update, so that the state never changes: the sidebar then marks
+# the new page as the current one, and nothing runs.
+NAVIGATED = """() => window.__navigated || (
+  document.querySelector('[data-testid="stApp"]')?.getAttribute('data-test-script-state') === 'notRunning' &&
+  new URL(document.querySelector('[data-testid="stSidebarNavLink"][aria-current="page"]')?.href ?? location.origin)
+    .pathname === location.pathname)"""
 
 
 def open_in_app(page, path: str) -> None:
@@ -75,7 +81,7 @@ def open_in_app(page, path: str) -> None:
     (history, then popstate): the page runs in the same session without Streamlit's frontend loading again, which
     costs the browser 3.5-5.5 CPU-s a load, about three times a page change."""
     page.evaluate(NAVIGATE, path)
-    page.wait_for_function("() => window.__navigated", polling=POLL_MS, timeout=RUN_TIMEOUT_MS)
+    page.wait_for_function(NAVIGATED, polling=POLL_MS, timeout=RUN_TIMEOUT_MS)
     settle(page)
 
 
