@@ -37,6 +37,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+    # The tabs of one context share one renderer process, whose compiled frontend they reuse: a page load then
+    # costs the browser about a quarter less CPU (4.3 to 3.4 CPU-s on the development machine), and 8 tabs moving
+    # sliders together 30% less. Separate contexts (class mode's phones) still get their own processes.
+    "--process-per-site",
 ]
 # Every tab's context: no CSS animations. Streamlit animates while a page waits, and an idle tab cost ~6% of a
 # core with them (0.28 CPU-s in 5 s, 0.05 without): the suite's browsers are most of its CPU on a slow machine.
