@@ -68,7 +68,7 @@ NAVIGATE = """p => {
   history.pushState({}, '', p);
   dispatchEvent(new PopStateEvent('popstate', {state: {}}));
 }"""
-# React may show a quick run's start and end in one update, so that the state never changes: the sidebar then marks
+# Or, should that change never show (React may batch a quick run's start and end into one update): the sidebar marks
 # the new page as the current one, and nothing runs.
 NAVIGATED = """() => window.__navigated || (
   document.querySelector('[data-testid="stApp"]')?.getAttribute('data-test-script-state') === 'notRunning' &&
@@ -77,9 +77,9 @@ NAVIGATED = """() => window.__navigated || (
 
 
 def open_in_app(page, path: str) -> None:
-    """Go to `path` (a query may follow it) of the app this tab shows, as its own back and forward buttons do
-    (history, then popstate): the page runs in the same session without Streamlit's frontend loading again, which
-    costs the browser 3.5-5.5 CPU-s a load, about three times a page change."""
+    """Go to `path` of the app this tab shows, as its own back and forward buttons do (history, then popstate): the
+    page runs in the same session without Streamlit's frontend loading again, which costs the browser 3.5-5.5 CPU-s
+    a load, about three times a page change."""
     page.evaluate(NAVIGATE, path)
     page.wait_for_function(NAVIGATED, polling=POLL_MS, timeout=RUN_TIMEOUT_MS)
     settle(page)
