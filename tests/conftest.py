@@ -49,6 +49,13 @@ SERVER_START_TIMEOUT_S = 90
 # pytest-xdist's name for this worker process ("gw0", "gw1", ...), "" without xdist: each worker starts its own
 # server and browser, and names what it writes alone after itself.
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if WORKER:
+    # Two test processes share the cores, and what they run in-process (AppTest, the library's models) used torch's
+    # default of one OpenMP thread per core each: a thread waiting for a descheduled partner spins. On one thread the
+    # torch-heavy tests took 27 instead of 39 CPU-s under a 0.7-CPU quota. The app's workers use one thread too.
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def chromium_path() -> str | None:

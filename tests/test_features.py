@@ -205,16 +205,27 @@ def test_grid_maps_pool_large_maps_down():
     assert fx.grid_maps(fmap[:, :20, :20], [1], max_side=56).shape == (1, 20, 20)
 
 
-def test_torch_threads_restores_the_count_even_after_an_error():
+@pytest.fixture
+def two_threads(monkeypatch):
+    """The process on two torch threads for the test (the suite's processes run on one): a count that one thread
+    could leave changed."""
+    was = torch.get_num_threads()
+    monkeypatch.setattr(fx, "_PROCESS_THREADS", 2)
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(was)
+
+
+def test_torch_threads_restores_the_count_even_after_an_error(two_threads):
     before = torch.get_num_threads()
+    assert before == 2
     with pytest.raises(RuntimeError), fx.torch_threads(1):
         assert torch.get_num_threads() == 1
         raise RuntimeError("boom")
     assert torch.get_num_threads() == before
 
 
-def test_overlapping_sessions_do_not_leave_the_process_on_one_thread():
-    import threading
+def test_overlapping_sessions_do_not_leave_the_process_on_one_thread(two_threads):
 
     def count_in_a_new_thread() -> int:
         seen = []
@@ -224,6 +235,7 @@ def test_overlapping_sessions_do_not_leave_the_process_on_one_thread():
         return seen[0]
 
     before = count_in_a_new_thread()  # what a new session's script thread starts with
+    assert before == 2
     first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
 
     def first_session():
