@@ -32,6 +32,9 @@ PAGES = [
     if (ROOT / script).exists()
 ]
 RUN_TIMEOUT_MS = 120_000  # one script run on a loaded 2-core machine (the first one imports torch)
+# A training epoch runs in a worker at a lower priority than everything else: on a machine whose CPU the browsers and
+# the other test process use up (a 0.7-CPU quota), it once took longer than a script run may.
+TRAIN_TIMEOUT_MS = 300_000
 # How often a wait_for_function checks its condition in the page. Playwright's default, every animation frame, keeps
 # Chromium at ~11% of a core per waiting tab (3% at 100 ms): CPU a slow machine's server needs for the run waited on.
 POLL_MS = 100
@@ -151,7 +154,7 @@ def train_one_epoch(page) -> None:
     settle(page)
     assert epochs.input_value() == "1"
     page.locator(".st-key-train_start button").click()
-    page.locator(".st-key-train_curves").wait_for(timeout=RUN_TIMEOUT_MS)
+    page.locator(".st-key-train_curves").wait_for(timeout=TRAIN_TIMEOUT_MS)
     settle(page)
 
 
