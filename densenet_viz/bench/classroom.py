@@ -217,16 +217,22 @@ def cpu_seconds(pid: int) -> float:
     return sum(cpu_split(pid))
 
 
+def _kib_field(path: str, field: str) -> int:
+    """A `Name:  N kB` field of a /proc file, in bytes (0 if the process or the field is gone)."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return next((int(line.split()[1]) * 1024 for line in f if line.startswith(field)), 0)
+    except OSError:
+        return 0
+
+
 def rss_bytes(pid: int) -> tuple[int, int]:
-    """(VmRSS of the process, summed VmRSS of its live descendants) in bytes."""
-    sizes = []
-    for p in _tree(pid):
-        try:
-            with open(f"/proc/{p}/status", encoding="ascii", errors="replace") as f:
-                sizes.append(next((int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:")), 0))
-        except OSError:
-            sizes.append(0)
-    return sizes[0], sum(sizes[1:])
+    """(VmRSS of the process, summed PSS of its live descendants) in bytes. The workers are forked from one fork
+    server and share its pages: their proportional set sizes count each shared page once, where RSS would count it
+    in every worker."""
+    root, *descendants = _tree(pid)
+    return (_kib_field(f"/proc/{root}/status", "VmRSS:"),
+            sum(_kib_field(f"/proc/{p}/smaps_rollup", "Pss:") for p in descendants))
 
 
 # ---- the students ----------------------------------------------------------------------------------
@@ -352,7 +358,7 @@ def report(opts: Options, results: list[RunResult], wall: float, load: tuple[tup
         arrival, think = f"{opts.arrival:g} s", f"{opts.think_min:g}-{opts.think_max:g} s"
     summary = markdown_table(
         ["students", "arrival", "think", "reruns", "reruns/s", "exception boxes", "failed/unfinished",
-         "no sidebar", "server CPU s", "server RSS GiB", "workers RSS GiB", "load avg start", "load avg end"],
+         "no sidebar", "server CPU s", "server RSS GiB", "workers PSS GiB", "load avg start", "load avg end"],
         [[who, arrival, think, str(len(results)), f"{sum(r.finished for r in results) / wall:.2f}",
           str(len(exceptions)), str(sum(not r.finished for r in every)),
           str(sum(r.missing == SLIDER_KEY for r in every)), *_server_cells(server),
