@@ -226,7 +226,6 @@ def test_torch_threads_restores_the_count_even_after_an_error(two_threads):
 
 
 def test_overlapping_sessions_do_not_leave_the_process_on_one_thread(two_threads):
-
     def count_in_a_new_thread() -> int:
         seen = []
         t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
