@@ -217,7 +217,7 @@ def cpu_seconds(pid: int) -> float:
     return sum(cpu_split(pid))
 
 
-def _kib_field(path: str, field: str) -> int:
+def proc_field_bytes(path: str, field: str) -> int:
     """A `Name:  N kB` field of a /proc file, in bytes (0 if the process or the field is gone)."""
     try:
         with open(path, encoding="ascii", errors="replace") as f:
@@ -231,8 +231,8 @@ def rss_bytes(pid: int) -> tuple[int, int]:
     server and share its pages: their proportional set sizes count each shared page once, where RSS would count it
     in every worker."""
     root, *descendants = _tree(pid)
-    return (_kib_field(f"/proc/{root}/status", "VmRSS:"),
-            sum(_kib_field(f"/proc/{p}/smaps_rollup", "Pss:") for p in descendants))
+    return (proc_field_bytes(f"/proc/{root}/status", "VmRSS:"),
+            sum(proc_field_bytes(f"/proc/{p}/smaps_rollup", "Pss:") for p in descendants))
 
 
 # ---- the students ----------------------------------------------------------------------------------

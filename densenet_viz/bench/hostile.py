@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .classroom import GIB, ROOT, _healthy, _tree, served_app
+from .classroom import GIB, ROOT, _healthy, _tree, proc_field_bytes, served_app
 from .machine import machine_line
 from .stream import RunResult, Session, run_sync
 from .tables import markdown_table
@@ -339,14 +339,7 @@ CASES: tuple[Case, ...] = (
 
 def tree_rss(pid: int) -> int:
     """Summed VmRSS of a process and its live descendants, in bytes."""
-    total = 0
-    for p in _tree(pid):
-        try:
-            with open(f"/proc/{p}/status", encoding="ascii", errors="replace") as f:
-                total += next((int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:")), 0)
-        except OSError:
-            continue
-    return total
+    return sum(proc_field_bytes(f"/proc/{p}/status", "VmRSS:") for p in _tree(pid))
 
 
 async def _sample_peak(ctx: Ctx, stop: asyncio.Event) -> None:
