@@ -59,8 +59,8 @@ def open_url(page, url: str) -> None:
     settle(page)
 
 
-# Goes to a path (and query) of the app as its own back and forward buttons do, and notes in the page when the run
-# that this starts has ended: the script state's next change to "notRunning".
+# Goes to a path of the app as its own back and forward buttons do, and notes in the page when the run that this
+# starts has ended: the script state's next change to "notRunning".
 NAVIGATE = """p => {
   window.__navigated = false;
   const state = () => document.querySelector('[data-testid="stApp"]')?.getAttribute('data-test-script-state');
